@@ -1,0 +1,10 @@
+/**
+ * Every command module the `reserve` program is built from. Add one line per module; nothing else needs to change.
+ * A module exports `register(program)` and adds its own subcommand(s) with `--help` text and a `--json` flag.
+ */
+import type { Command } from 'commander';
+import { register as registerSim } from './sim.ts';
+
+export const registrars: Array<(program: Command) => void> = [
+  registerSim,
+];

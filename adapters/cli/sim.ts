@@ -1,0 +1,13 @@
+/**
+ * `reserve sim ...`: the simulation and resilience commands. Each subcommand lives in its own module and is
+ * listed here; add one line per module.
+ */
+import type { Command } from 'commander';
+
+export const simRegistrars: Array<(sim: Command) => void> = [
+];
+
+export function register(program: Command): void {
+  const sim = program.command('sim').description('resilience experiments: placement, simulated reserves, durability');
+  for (const register of simRegistrars) register(sim);
+}

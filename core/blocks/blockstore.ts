@@ -1,0 +1,50 @@
+/**
+ * The one block-store interface every storage backend implements (shaped like interface-blockstore, trimmed to
+ * what Reserve uses). Stores hold bytes under CIDs and do not interpret them; integrity checking is layered on top
+ * by `VerifiedBlockstore`, so a corrupt block is never handed on whatever backend it came from.
+ */
+import type { CID } from 'multiformats/cid';
+import type { AbortOptions } from '../ports.ts';
+import { ReserveError } from '../errors.ts';
+
+export interface Pair {
+  cid: CID;
+  bytes: Uint8Array;
+}
+
+export interface Blockstore {
+  /** Store `bytes` under `cid`. Idempotent. When it resolves, the block is durable (for durable backends). */
+  put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<CID>;
+  /** Store many blocks; backends may batch durability work (one group of fsyncs). Yields each CID once stored. */
+  putMany(source: Iterable<Pair> | AsyncIterable<Pair>, options?: AbortOptions): AsyncIterable<CID>;
+  /** The stored bytes, unverified. Throws BlockNotFoundError when absent. */
+  get(cid: CID, options?: AbortOptions): Promise<Uint8Array>;
+  has(cid: CID, options?: AbortOptions): Promise<boolean>;
+  /** Remove a block. Deleting an absent block is not an error. */
+  delete(cid: CID, options?: AbortOptions): Promise<void>;
+  /** Every stored CID, in no particular order. */
+  keys(options?: AbortOptions): AsyncIterable<CID>;
+  /** Release resources. The store is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+export class BlockNotFoundError extends ReserveError {
+  static override readonly name = 'BlockNotFoundError';
+  constructor(readonly cid: CID) {
+    super(`block ${cid.toString()} is not in this store`);
+  }
+}
+
+export class BlockCorruptError extends ReserveError {
+  static override readonly name = 'BlockCorruptError';
+  constructor(
+    readonly cid: CID,
+    where: string,
+  ) {
+    super(`block ${cid.toString()} is corrupt in ${where}: its bytes do not hash to its content id`);
+  }
+}
+
+export class StorageFullError extends ReserveError {
+  static override readonly name = 'StorageFullError';
+}
