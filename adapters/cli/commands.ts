@@ -4,7 +4,9 @@
  */
 import type { Command } from 'commander';
 import { register as registerSim } from './sim.ts';
+import { register as registerSnapshots } from './snapshot-commands.ts';
 
 export const registrars: Array<(program: Command) => void> = [
+  registerSnapshots,
   registerSim,
 ];

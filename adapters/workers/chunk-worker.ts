@@ -1,0 +1,28 @@
+/** Worker thread body: chunk windows with FastCDC and hash chunks/blocks with sha2-256, off the main thread. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { FastCdc } from '../../core/chunker/fastcdc.ts';
+import { chunkWindow, digestSync } from '../../core/snapshot/inline.ts';
+import type { WorkerRequest, WorkerResponse } from './chunk-pool.ts';
+
+const cdc = new FastCdc(workerData.params);
+const port = parentPort!;
+
+port.on('message', (req: WorkerRequest) => {
+  try {
+    if (req.op === 'chunk') {
+      const data = new Uint8Array(req.buffer, req.offset, req.length);
+      const { ends, digests } = chunkWindow(cdc, data, req.eof);
+      const packed = new Uint8Array(digests.length * 32);
+      digests.forEach((d, i) => packed.set(d, i * 32));
+      const res: WorkerResponse = { id: req.id, ok: true, buffer: req.buffer, ends, digests: packed };
+      port.postMessage(res, [req.buffer, packed.buffer]);
+    } else {
+      const packed = new Uint8Array(req.blocks.length * 32);
+      req.blocks.forEach((b, i) => packed.set(digestSync(b), i * 32));
+      const res: WorkerResponse = { id: req.id, ok: true, digests: packed };
+      port.postMessage(res, [packed.buffer]);
+    }
+  } catch (e) {
+    port.postMessage({ id: req.id, ok: false, error: (e as Error).stack ?? String(e) } satisfies WorkerResponse);
+  }
+});

@@ -1,0 +1,327 @@
+/**
+ * The backup engine: walks a SourceTree, splits files into content-defined chunks, stores every chunk and
+ * manifest node in a Blockstore, and returns the new snapshot's root CID.
+ *
+ * Order of writes makes a crash harmless: chunks first, then the nodes that reference them, the snapshot node
+ * last. A crash at any point leaves only unreferenced blocks (garbage), never a snapshot pointing at a missing
+ * block. Files whose size, mtime, mode, inode and ctime match the parent snapshot's entry are not read again; new
+ * chunks are stored once (dedup within and across files and snapshots). Chunking and hashing run behind the
+ * ChunkingService port, which the CLI backs with worker threads.
+ */
+import type { CID } from 'multiformats/cid';
+import type { Blockstore } from '../blocks/blockstore.ts';
+import { RAW_CODE, cidFromSha256 } from '../blocks/cid.ts';
+import { ReserveError } from '../errors.ts';
+import type { Clock, Progress } from '../ports.ts';
+import { DEFAULT_CHUNKER, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { Semaphore, mapLimit } from '../util/limit.ts';
+import { putNode, readChunkRefs, readDir, readSnapshot, writeChunkRefs, writeDir, type Chunk } from './manifest-io.ts';
+import { MANIFEST_VERSION, compareBytes, nsToTime, type ChunkRefs, type DirEntry, type SnapshotNode } from './model.ts';
+import { nameKey, showPath } from './names.ts';
+import type { ChunkingService, SourceEntry, SourceStat, SourceTree, TreePath, Warning } from './ports.ts';
+
+export class SourceNotADirectoryError extends ReserveError {
+  static override readonly name = 'SourceNotADirectoryError';
+}
+
+export interface BackupParams {
+  source: SourceTree;
+  store: Blockstore;
+  chunking: ChunkingService;
+  clock: Clock;
+  author: string;
+  host: string;
+  /** The previous snapshot of this source: the chain link, and the cache that lets unchanged files be skipped. */
+  parent?: CID | null;
+  chunker?: ChunkerParams;
+  progress?: Progress;
+  onWarning?: (w: Warning) => void;
+  signal?: AbortSignal;
+  /** Files read at once (default 4: enough to keep two hashing threads and the disk busy). */
+  fileConcurrency?: number;
+  /** Bytes read per window (default 8 MiB). */
+  windowBytes?: number;
+}
+
+export interface BackupStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  skipped: number;
+  /** Sum of file sizes in the snapshot. */
+  bytes: number;
+  /** Bytes actually read from the source (unchanged files are not read). */
+  bytesRead: number;
+  /** Bytes of chunks that were not stored before. */
+  bytesNew: number;
+  /** Chunk references in the snapshot. */
+  chunks: number;
+  chunksNew: number;
+  chunksDedup: number;
+  filesUnchanged: number;
+}
+
+export interface BackupResult {
+  cid: CID;
+  snapshot: SnapshotNode;
+  stats: BackupStats;
+  warnings: Warning[];
+}
+
+export async function backup(params: BackupParams): Promise<BackupResult> {
+  const run = new BackupRun(params);
+  return run.execute();
+}
+
+class BackupRun {
+  readonly #p: BackupParams;
+  readonly #chunker: ChunkerParams;
+  readonly #files: Semaphore;
+  readonly #window: number;
+  readonly #known = new Set<string>();
+  readonly #inflight = new Map<string, Promise<boolean>>();
+  readonly #hardlinks = new Map<string, Promise<{ refs: ChunkRefs; size: number; count: number } | null>>();
+  readonly warnings: Warning[] = [];
+  readonly stats: BackupStats = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    skipped: 0,
+    bytes: 0,
+    bytesRead: 0,
+    bytesNew: 0,
+    chunks: 0,
+    chunksNew: 0,
+    chunksDedup: 0,
+    filesUnchanged: 0,
+  };
+
+  constructor(p: BackupParams) {
+    this.#p = p;
+    this.#chunker = p.chunker ?? DEFAULT_CHUNKER;
+    this.#files = new Semaphore(p.fileConcurrency ?? 4);
+    this.#window = p.windowBytes ?? 8 * 1024 * 1024;
+  }
+
+  async execute(): Promise<BackupResult> {
+    const { source, store, clock, parent } = this.#p;
+    const root = await source.stat([]);
+    if (root.kind !== 'dir') throw new SourceNotADirectoryError(`${source.description} is not a directory`);
+    let prevRoot: DirEntry[] | undefined;
+    if (parent) {
+      const prev = await readSnapshot(store, parent, 'the parent snapshot');
+      prevRoot = (await readDir(store, prev.tree, 'the parent snapshot')).entries;
+    }
+    const tree = await this.#dir([], prevRoot);
+    const s = this.stats;
+    const snapshot: SnapshotNode = {
+      v: MANIFEST_VERSION,
+      type: 'reserve/snapshot',
+      tree,
+      root: { m: root.mode, u: root.uid, g: root.gid, t: nsToTime(root.mtimeNs) },
+      parent: parent ?? null,
+      time: Math.floor(clock.now()),
+      author: this.#p.author,
+      host: this.#p.host,
+      source: source.description,
+      stats: { files: s.files, dirs: s.dirs, symlinks: s.symlinks, bytes: s.bytes, chunks: s.chunks, skipped: s.skipped },
+    };
+    const cid = await putNode(store, snapshot);
+    return { cid, snapshot, stats: this.stats, warnings: this.warnings };
+  }
+
+  #warn(path: TreePath, message: string): void {
+    const w = { path: showPath(path), message };
+    this.warnings.push(w);
+    this.#p.onWarning?.(w);
+  }
+
+  async #dir(path: TreePath, prev: DirEntry[] | undefined): Promise<CID> {
+    this.#p.signal?.throwIfAborted();
+    const listed = await this.#p.source.list(path);
+    listed.sort((a, b) => compareBytes(a.name, b.name));
+    const prevByName = new Map<string, DirEntry>();
+    for (const e of prev ?? []) prevByName.set(nameKey(e.n), e);
+    const entries = await mapLimit(listed, 8, (e) => this.#entry([...path, e.name], e, prevByName.get(nameKey(e.name))));
+    return writeDir(
+      this.#p.store,
+      entries.filter((e): e is DirEntry => e !== null),
+    );
+  }
+
+  async #entry(path: TreePath, st: SourceEntry, prev: DirEntry | undefined): Promise<DirEntry | null> {
+    const base = { n: st.name, m: st.mode, u: st.uid, g: st.gid, t: nsToTime(st.mtimeNs) };
+    try {
+      switch (st.kind) {
+        case 'dir': {
+          let prevSub: DirEntry[] | undefined;
+          if (prev?.k === 'd' && prev.d) prevSub = (await readDir(this.#p.store, prev.d, 'the parent snapshot')).entries;
+          const d = await this.#dir(path, prevSub);
+          this.stats.dirs++;
+          return { ...base, k: 'd', d };
+        }
+        case 'symlink': {
+          const y = await this.#p.source.readlink(path);
+          this.stats.symlinks++;
+          return { ...base, k: 'l', y };
+        }
+        case 'file':
+          return await this.#file(path, st, prev, base);
+        default:
+          this.stats.skipped++;
+          this.#warn(path, `skipped: ${st.otherKind ?? 'special file'} (only files, directories and symlinks are backed up)`);
+          return null;
+      }
+    } catch (err) {
+      if (err instanceof Error && 'code' in err && typeof (err as NodeJS.ErrnoException).syscall === 'string') {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') {
+          this.stats.skipped++;
+          this.#warn(path, `skipped: ${code === 'ENOENT' ? 'it vanished during the backup' : `cannot read it (${code})`}`);
+          return null;
+        }
+      }
+      throw err;
+    }
+  }
+
+  async #file(path: TreePath, st: SourceEntry, prev: DirEntry | undefined, base: Omit<DirEntry, 'k'>): Promise<DirEntry | null> {
+    const x: [number | bigint, number, number] = [safeInt(st.ino), ...nsToTime(st.ctimeNs)];
+    if (prev && unchanged(prev, st, x)) {
+      this.stats.files++;
+      this.stats.filesUnchanged++;
+      this.stats.bytes += st.size;
+      this.stats.chunks += prev.z ? prev.z.length : await countChunks(this.#p.store, prev);
+      this.#p.progress?.advance(st.size);
+      const refs: ChunkRefs = prev.cl ? { cl: prev.cl } : { c: prev.c, z: prev.z };
+      return { ...base, k: 'f', s: prev.s, ...refs, ...(st.nlink > 1 ? { h: `${st.dev}:${st.ino}` } : {}), x };
+    }
+    let result: { refs: ChunkRefs; size: number; count: number } | null;
+    let h: string | undefined;
+    if (st.nlink > 1) {
+      h = `${st.dev}:${st.ino}`;
+      let shared = this.#hardlinks.get(h);
+      if (shared) this.stats.hardlinks++;
+      else {
+        shared = this.#files.run(() => this.#ingest(path, st));
+        this.#hardlinks.set(h, shared);
+      }
+      result = await shared;
+    } else {
+      result = await this.#files.run(() => this.#ingest(path, st));
+    }
+    if (!result) return null;
+    this.stats.files++;
+    this.stats.chunks += result.count;
+    this.stats.bytes += result.size;
+    return { ...base, k: 'f', s: result.size, ...result.refs, ...(h ? { h } : {}), x };
+  }
+
+  /** Read one file, chunk and hash it, store its new chunks. */
+  async #ingest(path: TreePath, st: SourceStat): Promise<{ refs: ChunkRefs; size: number; count: number }> {
+    const { source, chunking, signal, progress } = this.#p;
+    const reader = await source.open(path);
+    const chunks: Chunk[] = [];
+    let size = 0;
+    try {
+      let tail: Uint8Array = new Uint8Array(0);
+      let position = 0;
+      let eof = false;
+      while (!eof) {
+        signal?.throwIfAborted();
+        const buf = new Uint8Array(tail.length + this.#window);
+        buf.set(tail, 0);
+        let filled = tail.length;
+        while (filled < buf.length) {
+          const n = await reader.read(buf, filled, buf.length - filled, position);
+          if (n === 0) {
+            eof = true;
+            break;
+          }
+          filled += n;
+          position += n;
+        }
+        const readNow = filled - tail.length;
+        this.stats.bytesRead += readNow;
+        const win = await chunking.chunk(buf.subarray(0, filled), eof);
+        const data = win.data;
+        let prevEnd = 0;
+        const pending: Array<Promise<void>> = [];
+        for (let i = 0; i < win.ends.length; i++) {
+          const end = win.ends[i];
+          const cid = cidFromSha256(RAW_CODE, win.digests[i]);
+          const bytes = data.subarray(prevEnd, end);
+          chunks.push({ cid, size: bytes.length });
+          pending.push(this.#store(cid, bytes));
+          prevEnd = end;
+        }
+        await Promise.all(pending);
+        size += prevEnd;
+        tail = data.subarray(prevEnd);
+        progress?.advance(readNow);
+        if (eof && tail.length > 0) throw new Error('chunker left a tail at end of file');
+      }
+    } finally {
+      await reader.close();
+    }
+    if (size !== st.size) this.#warn(path, `changed while it was read (${st.size} bytes at stat, ${size} read); the bytes read were kept`);
+    const refs = await writeChunkRefs(this.#p.store, chunks);
+    return { refs, size, count: chunks.length };
+  }
+
+  /** Store a chunk unless it is already stored; counts new vs deduplicated. */
+  async #store(cid: CID, bytes: Uint8Array): Promise<void> {
+    const key = cid.toString();
+    if (this.#known.has(key)) {
+      this.stats.chunksDedup++;
+      return;
+    }
+    let p = this.#inflight.get(key);
+    if (p) {
+      await p;
+      this.stats.chunksDedup++;
+      return;
+    }
+    const store = this.#p.store;
+    p = (async () => {
+      if (await store.has(cid)) return false;
+      await store.put(cid, bytes);
+      return true;
+    })();
+    this.#inflight.set(key, p);
+    try {
+      const isNew = await p;
+      this.#known.add(key);
+      if (isNew) {
+        this.stats.chunksNew++;
+        this.stats.bytesNew += bytes.length;
+      } else this.stats.chunksDedup++;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+}
+
+async function countChunks(store: Blockstore, refs: ChunkRefs): Promise<number> {
+  let n = 0;
+  for await (const _ of readChunkRefs(store, refs, 'the parent snapshot')) n++;
+  return n;
+}
+
+function safeInt(n: bigint): number | bigint {
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+
+function unchanged(prev: DirEntry, st: SourceStat, x: [number | bigint, number, number]): boolean {
+  if (prev.k !== 'f' || prev.s !== st.size || prev.m !== st.mode || !prev.x) return false;
+  const t = nsToTime(st.mtimeNs);
+  return (
+    prev.t[0] === t[0] &&
+    prev.t[1] === t[1] &&
+    BigInt(prev.x[0]) === BigInt(x[0]) &&
+    prev.x[1] === x[1] &&
+    prev.x[2] === x[2]
+  );
+}

@@ -1,0 +1,149 @@
+/**
+ * Checking a repository: re-hash every stored block against its CID (the source of truth), and walk every
+ * snapshot's manifest to find blocks that are referenced but missing. The walk also yields the set of blocks
+ * each snapshot needs, which garbage collection and repair build on.
+ */
+import type { CID } from 'multiformats/cid';
+import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
+import { equalBytes } from '../blocks/cid.ts';
+import { MalformedManifestError } from './model.ts';
+import type { Progress } from '../ports.ts';
+import { listBlocksOf, readChunkRefs, readDir, readSnapshot } from './manifest-io.ts';
+import type { ChunkingService } from './ports.ts';
+
+export interface VerifyBlocksResult {
+  checked: number;
+  bytes: number;
+  corrupt: CID[];
+}
+
+/** Re-hash every block in the store. Corrupt blocks are reported (and passed to `onCorrupt`), not thrown. */
+export async function verifyBlocks(params: {
+  store: Blockstore;
+  chunking: ChunkingService;
+  progress?: Progress;
+  signal?: AbortSignal;
+  onCorrupt?: (cid: CID) => void | Promise<void>;
+  /** Bytes hashed per batch (default 16 MiB). */
+  batchBytes?: number;
+}): Promise<VerifyBlocksResult> {
+  const { store, chunking } = params;
+  const result: VerifyBlocksResult = { checked: 0, bytes: 0, corrupt: [] };
+  const limit = params.batchBytes ?? 16 * 1024 * 1024;
+  let batch: Array<{ cid: CID; bytes: Uint8Array }> = [];
+  let size = 0;
+  const flush = async () => {
+    const digests = await chunking.digest(batch.map((b) => b.bytes));
+    for (let i = 0; i < batch.length; i++) {
+      const { cid, bytes } = batch[i];
+      result.checked++;
+      result.bytes += bytes.length;
+      if (!equalBytes(digests[i], cid.multihash.digest)) {
+        result.corrupt.push(cid);
+        await params.onCorrupt?.(cid);
+      }
+    }
+    params.progress?.advance(size);
+    batch = [];
+    size = 0;
+  };
+  const pending: Array<Promise<{ cid: CID; bytes: Uint8Array } | null>> = [];
+  const take = async () => {
+    const r = await pending.shift()!;
+    if (!r) return;
+    batch.push(r);
+    size += r.bytes.length;
+    if (size >= limit) await flush();
+  };
+  for await (const cid of store.keys()) {
+    params.signal?.throwIfAborted();
+    // Read ahead a few blocks so disk reads overlap hashing.
+    pending.push(
+      store.get(cid).then(
+        (bytes) => ({ cid, bytes }),
+        (e) => {
+          if (e instanceof BlockNotFoundError) return null; // deleted since it was listed
+          throw e;
+        },
+      ),
+    );
+    if (pending.length >= 16) await take();
+  }
+  while (pending.length) await take();
+  if (batch.length) await flush();
+  return result;
+}
+
+export interface ReachabilityResult {
+  /** Every block the snapshots need (snapshot nodes, directories, chunk lists, chunks), as CID strings. */
+  needed: Map<string, CID>;
+  /** Needed blocks that are absent, with a snapshot that needs each. */
+  missing: Array<{ cid: CID; snapshot: CID }>;
+  /** Needed manifest blocks that are present but corrupt or malformed (the walk cannot go below them). */
+  unreadable: Array<{ cid: CID; snapshot: CID; reason: string }>;
+}
+
+/** Walk the manifests of `snapshots`; chunks are checked for presence (not hashed: verifyBlocks does that). */
+export async function walkSnapshots(store: Blockstore, snapshots: readonly CID[], signal?: AbortSignal): Promise<ReachabilityResult> {
+  const out: ReachabilityResult = { needed: new Map(), missing: [], unreadable: [] };
+  const seenMissing = new Set<string>();
+  const note = (cid: CID) => out.needed.set(cid.toString(), cid);
+  const problem = (cid: CID, snapshot: CID, err: unknown): void => {
+    if (err instanceof BlockNotFoundError) {
+      if (!seenMissing.has(cid.toString())) out.missing.push({ cid, snapshot });
+      seenMissing.add(cid.toString());
+    } else if (err instanceof BlockCorruptError || err instanceof MalformedManifestError) {
+      out.unreadable.push({ cid, snapshot, reason: err.message });
+    } else throw err;
+  };
+  const visitedDirs = new Set<string>();
+  for (const snap of snapshots) {
+    note(snap);
+    let tree: CID;
+    try {
+      tree = (await readSnapshot(store, snap, 'the store')).tree;
+    } catch (e) {
+      problem(snap, snap, e);
+      continue;
+    }
+    const stack: CID[] = [tree];
+    while (stack.length) {
+      signal?.throwIfAborted();
+      const dir = stack.pop()!;
+      note(dir);
+      if (visitedDirs.has(dir.toString())) continue;
+      visitedDirs.add(dir.toString());
+      let entries;
+      try {
+        const r = await readDir(store, dir, 'the store');
+        r.blocks.forEach(note);
+        entries = r.entries;
+      } catch (e) {
+        problem(dir, snap, e);
+        continue;
+      }
+      for (const e of entries) {
+        if (e.k === 'd') stack.push(e.d!);
+        else if (e.k === 'f') {
+          const chunks: CID[] = [];
+          try {
+            for await (const lb of listBlocksOf(store, e, 'the store')) note(lb);
+            if (e.c) chunks.push(...e.c);
+            else if (e.cl) {
+              for await (const c of readChunkRefs(store, e, 'the store')) chunks.push(c.cid);
+            }
+          } catch (err) {
+            problem(e.cl!, snap, err);
+            continue;
+          }
+          for (const c of chunks) {
+            if (out.needed.has(c.toString())) continue;
+            note(c);
+            if (!(await store.has(c))) problem(c, snap, new BlockNotFoundError(c));
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
