@@ -5,8 +5,10 @@
 import type { Command } from 'commander';
 import { register as registerSim } from './sim.ts';
 import { register as registerSnapshots } from './snapshot-commands.ts';
+import { register as registerDemo } from './demo.ts';
 
 export const registrars: Array<(program: Command) => void> = [
   registerSnapshots,
+  registerDemo,
   registerSim,
 ];

@@ -231,7 +231,10 @@ class BackupRun {
       let eof = false;
       while (!eof) {
         signal?.throwIfAborted();
-        const buf = new Uint8Array(tail.length + this.#window);
+        // Size the window to what is left of the file (+1 byte to see the end in the same pass), so small files
+        // do not each allocate and ship a full window.
+        const left = Math.max(st.size - position, 0) + 1;
+        const buf = new Uint8Array(tail.length + Math.min(this.#window, Math.max(left, 64 * 1024)));
         buf.set(tail, 0);
         let filled = tail.length;
         while (filled < buf.length) {
