@@ -3,8 +3,10 @@
  * listed here; add one line per module.
  */
 import type { Command } from 'commander';
+import { register as registerDurability } from './sim-durability.ts';
 
 export const simRegistrars: Array<(sim: Command) => void> = [
+  registerDurability,
 ];
 
 export function register(program: Command): void {
