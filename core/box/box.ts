@@ -1,0 +1,383 @@
+/**
+ * A Box: one member of a reserve, assembled from the pure parts and the ports it is given. The same class runs
+ * on a real Box (adapters wire a disk, libp2p and the system clock) and inside the simulator (virtual everything).
+ *
+ *   ledger (signed events in a CRDT) ── gossip + state-vector sync ──▶ every Box agrees on members, config, catalog
+ *   keeper ── placement of the merged state ──▶ pulls/pushes/drops blocks so each Box holds its share
+ *   integrity monitor ── throttled sweeps ──▶ corrupt blocks quarantined and re-fetched
+ *   backup ──▶ blocks on this Box, snapshot published to the catalog, pushed to its keepers
+ *   restore ──▶ any snapshot, from whichever Boxes hold its blocks, verified, byte-identical
+ */
+import type { CID } from 'multiformats/cid';
+import type { Blockstore } from '../blocks/blockstore.ts';
+import { parseCid } from '../blocks/cid.ts';
+import type { ChunkerParams } from '../chunker/fastcdc.ts';
+import { ReserveError } from '../errors.ts';
+import type { KvStore } from '../kv.ts';
+import type { BoxId, Network } from '../net.ts';
+import type { Clock, Progress, Random } from '../ports.ts';
+import { backup, type BackupStats } from '../snapshot/backup.ts';
+import { restore, type RestoreStats } from '../snapshot/restore.ts';
+import type { ChunkingService, SourceTree, TargetTree, TreePath, Warning } from '../snapshot/ports.ts';
+import type { Signer, Unsealer } from '../state/crypto.ts';
+import type { CrdtBackendFactory } from '../state/crdt.ts';
+import { ReserveLedger } from '../state/ledger.ts';
+import { activeMembers, type ReserveState } from '../state/reducer.ts';
+import type { SnapshotRecord } from '../state/summary.ts';
+import { BlockClient } from '../keeper/block-client.ts';
+import { IntegrityMonitor, type SweepReport } from '../keeper/integrity.ts';
+import { Keeper, type KeeperNotice, type Protection } from '../keeper/keeper.ts';
+import { NetworkBlockstore } from '../keeper/network-store.ts';
+import { STATE_TOPIC, SYNC_PROTOCOL } from '../keeper/protocol.ts';
+import { TrackingBlockstore } from '../keeper/tracking-store.ts';
+
+export class UnknownSnapshotError extends ReserveError {
+  static override readonly name = 'UnknownSnapshotError';
+}
+
+export class NotJoinedError extends ReserveError {
+  static override readonly name = 'NotJoinedError';
+}
+
+export interface BoxTiming {
+  /** Between keeper rounds (default 5 s). */
+  tickMs?: number;
+  /** Between anti-entropy syncs with every reachable member (default 10 s). */
+  syncMs?: number;
+  pushGraceMs?: number;
+  gcGraceMs?: number;
+  /** Between integrity sweeps (default 7 days). */
+  integrityIntervalMs?: number;
+  integrityBytesPerSecond?: number;
+  requestTimeoutMs?: number;
+}
+
+export interface BoxInit {
+  reserveId: string;
+  /** Secret generations this Box holds (an invite carries the newest). */
+  secrets: ReadonlyMap<number, Uint8Array>;
+  signer: Signer;
+  unsealer: Unsealer;
+  clock: Clock;
+  random: Random;
+  network: Network;
+  blocks: Blockstore;
+  kv: KvStore;
+  backend: CrdtBackendFactory;
+  chunking: ChunkingService;
+  /** Chunk sizes for backups (default DEFAULT_CHUNKER; the simulator uses small ones). */
+  chunker?: ChunkerParams;
+  /** Bytes offered to the reserve. */
+  capacity: number;
+  region?: string;
+  addresses?: string[];
+  host?: string;
+  /** Peers to sync with before joining (a factory-new Box knows one). */
+  bootstrap?: BoxId[];
+  /** Quarantine a corrupt block (the file-system store moves it aside); default: delete it. */
+  quarantine?: (cid: CID) => Promise<void>;
+  timing?: BoxTiming;
+  onNotice?: (n: KeeperNotice | { type: 'sweep'; report: SweepReport } | { type: 'joined'; box: BoxId }) => void;
+}
+
+export interface BoxBackupResult {
+  cid: CID;
+  root: string;
+  parent: string | null;
+  stats: BackupStats;
+  warnings: Warning[];
+}
+
+export interface BoxRestoreResult {
+  root: string;
+  stats: RestoreStats;
+}
+
+export interface MemberStatus {
+  id: BoxId;
+  status: string;
+  self: boolean;
+  reachable: boolean;
+  capacity: number;
+  region?: string;
+  addresses: string[];
+}
+
+const LEDGER_KEY = 'box/ledger';
+const SECRET_PREFIX = 'box/secret/';
+
+export class Box {
+  readonly #init: BoxInit;
+  readonly blocks: TrackingBlockstore;
+  readonly client: BlockClient;
+  #ledger!: ReserveLedger;
+  #keeper!: Keeper;
+  #integrity!: IntegrityMonitor;
+  #syncTimer: (() => void) | null = null;
+  #unsubscribe: Array<() => void> = [];
+  #started = false;
+  #dirty = false;
+
+  constructor(init: BoxInit) {
+    this.#init = init;
+    this.blocks = new TrackingBlockstore(init.blocks);
+    this.client = new BlockClient({
+      network: init.network,
+      clock: init.clock,
+      timeoutMs: init.timing?.requestTimeoutMs,
+      onBadCopy: (peer, cid) => init.onNotice?.({ type: 'bad-copy', cid: cid.toString(), peer }),
+    });
+  }
+
+  get id(): BoxId {
+    return this.#init.signer.id;
+  }
+
+  get ledger(): ReserveLedger {
+    return this.#ledger;
+  }
+
+  get keeper(): Keeper {
+    return this.#keeper;
+  }
+
+  get integrity(): IntegrityMonitor {
+    return this.#integrity;
+  }
+
+  state(): ReserveState {
+    return this.#ledger.state();
+  }
+
+  // ------------------------------------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    const init = this.#init;
+    const secrets = new Map(init.secrets);
+    for await (const [key, value] of init.kv.list(SECRET_PREFIX)) secrets.set(Number(key.slice(SECRET_PREFIX.length)), value);
+    const options = {
+      reserveId: init.reserveId,
+      signer: init.signer,
+      unsealer: init.unsealer,
+      clock: init.clock,
+      random: init.random,
+      backend: init.backend,
+      secrets,
+      onSecret: (generation: number, secret: Uint8Array) => void init.kv.put(SECRET_PREFIX + generation, secret),
+    };
+    for (const [g, s] of secrets) await init.kv.put(SECRET_PREFIX + g, s);
+    const saved = await init.kv.get(LEDGER_KEY);
+    this.#ledger = saved ? ReserveLedger.load(options, saved) : new ReserveLedger(options);
+
+    const net = init.network;
+    this.#unsubscribe.push(this.#ledger.onUpdate((msg) => {
+      this.#dirty = true;
+      net.publish(STATE_TOPIC, msg);
+    }));
+    this.#unsubscribe.push(
+      net.subscribe(STATE_TOPIC, (from, data) => {
+        try {
+          const r = this.#ledger.applyUpdate(data);
+          if (r.added > 0) this.#dirty = true;
+          if (r.needsSync) void this.syncWith(from);
+        } catch {
+          // junk from a peer changes nothing
+        }
+      }),
+    );
+    net.handle(SYNC_PROTOCOL, async (_from, data) => this.#ledger.diff(data));
+
+    this.#keeper = new Keeper({
+      ledger: this.#ledger,
+      network: net,
+      blocks: this.blocks,
+      kv: init.kv,
+      clock: init.clock,
+      client: this.client,
+      quarantine: init.quarantine,
+      tickMs: init.timing?.tickMs,
+      pushGraceMs: init.timing?.pushGraceMs,
+      gcGraceMs: init.timing?.gcGraceMs,
+      onNotice: (n) => init.onNotice?.(n),
+    });
+    this.#integrity = new IntegrityMonitor({
+      blocks: this.blocks,
+      chunking: init.chunking,
+      clock: init.clock,
+      repair: (cid) => this.#keeper.repairCorrupt(cid),
+      intervalMs: init.timing?.integrityIntervalMs,
+      bytesPerSecond: init.timing?.integrityBytesPerSecond,
+      onSweep: (report) => init.onNotice?.({ type: 'sweep', report }),
+    });
+
+    // Learn the reserve from whoever we know, then join if we are not a member yet.
+    const peers = new Set([...(init.bootstrap ?? []), ...activeMembers(this.state())]);
+    peers.delete(this.id);
+    await Promise.all([...peers].map((p) => this.syncWith(p)));
+    const me = this.state().members.get(this.id);
+    if (!me || me.status !== 'active') {
+      if (!me || me.status === 'left') {
+        this.#ledger.join({ capacity: init.capacity, region: init.region, addresses: init.addresses ?? [] });
+        init.onNotice?.({ type: 'joined', box: this.id });
+      }
+    }
+    await this.#save();
+    await this.#keeper.start();
+    this.#integrity.start();
+    this.#started = true;
+    this.#armSync();
+  }
+
+  async stop(): Promise<void> {
+    this.#started = false;
+    this.#syncTimer?.();
+    this.#syncTimer = null;
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    this.#integrity?.stop();
+    await this.#keeper?.stop();
+    await this.#save();
+  }
+
+  #armSync(): void {
+    if (!this.#started) return;
+    this.#syncTimer = this.#init.clock.setTimer(this.#init.timing?.syncMs ?? 10_000, () => {
+      void this.syncAll().finally(() => this.#armSync());
+    });
+  }
+
+  async #save(): Promise<void> {
+    this.#dirty = false;
+    await this.#init.kv.put(LEDGER_KEY, this.#ledger.save());
+  }
+
+  /** Pull what `peer` has that we lack (state-vector handshake). False when the peer did not answer. */
+  async syncWith(peer: BoxId): Promise<boolean> {
+    try {
+      const diff = await this.#init.network.request(peer, SYNC_PROTOCOL, this.#ledger.stateVector(), { timeoutMs: this.#init.timing?.requestTimeoutMs ?? 10_000 });
+      const r = this.#ledger.applyUpdate(diff);
+      if (r.added > 0) this.#dirty = true;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async syncAll(): Promise<void> {
+    const peers = activeMembers(this.state()).filter((p) => p !== this.id);
+    await Promise.all(peers.map((p) => this.syncWith(p)));
+    if (this.#dirty) await this.#save();
+  }
+
+  // ------------------------------------------------------------------------------------------- data
+
+  /** Back up a tree: blocks land here, the snapshot is published, and its blocks are pushed to their keepers. */
+  async backup(source: SourceTree, options: { progress?: Progress; protect?: boolean; signal?: AbortSignal } = {}): Promise<BoxBackupResult> {
+    this.#requireMember();
+    const head = this.state().heads.get(this.id);
+    const parent = head ? parseCid(head.root) : null;
+    const result = await this.#keeper.foreground(() =>
+      backup({
+        source,
+        store: this.blocks,
+        chunking: this.#init.chunking,
+        chunker: this.#init.chunker,
+        clock: this.#init.clock,
+        author: this.id,
+        host: this.#init.host ?? this.id,
+        parent: parent && this.blocks.holds(parent) ? parent : null,
+        progress: options.progress,
+        signal: options.signal,
+      }),
+    );
+    const s = result.snapshot.stats;
+    this.#ledger.publish('snapshot-published', {
+      root: result.cid,
+      parent: result.snapshot.parent,
+      time: result.snapshot.time,
+      size: s.bytes,
+      files: s.files,
+      chunks: s.chunks,
+    });
+    await this.#save();
+    if (options.protect !== false) await this.#keeper.protect(result.cid.toString());
+    return { cid: result.cid, root: result.cid.toString(), parent: result.snapshot.parent?.toString() ?? null, stats: result.stats, warnings: result.warnings };
+  }
+
+  /** Every snapshot in the catalog, oldest first. */
+  snapshots(): SnapshotRecord[] {
+    return [...this.state().catalog.values()].sort((a, b) => a.time - b.time || (a.root < b.root ? -1 : 1));
+  }
+
+  /** `latest`, a full root CID, a unique prefix/suffix of one (>= 6 characters), or an ISO time (newest at or before it). */
+  resolve(ref: string): SnapshotRecord {
+    const all = this.snapshots();
+    if (all.length === 0) throw new UnknownSnapshotError('the reserve has no snapshots yet');
+    if (ref === 'latest') return all[all.length - 1];
+    const exact = all.find((s) => s.root === ref);
+    if (exact) return exact;
+    const when = /^\d{4}-\d{2}-\d{2}/.test(ref) ? Date.parse(ref) : NaN;
+    if (!Number.isNaN(when)) {
+      const before = all.filter((s) => s.time <= when);
+      if (before.length) return before[before.length - 1];
+      throw new UnknownSnapshotError(`no snapshot was taken at or before ${ref}`);
+    }
+    const matches = ref.length >= 6 ? all.filter((s) => s.root.startsWith(ref) || s.root.endsWith(ref)) : [];
+    if (matches.length === 1) return matches[0];
+    if (matches.length > 1) throw new UnknownSnapshotError(`${JSON.stringify(ref)} matches ${matches.length} snapshots; give more characters`);
+    throw new UnknownSnapshotError(`no snapshot ${JSON.stringify(ref)} in this reserve`);
+  }
+
+  /** Restore a snapshot (or part of it) into `target`, from whichever Boxes hold its blocks. */
+  async restore(ref: string, target: TargetTree, options: { subpath?: TreePath; progress?: Progress; signal?: AbortSignal } = {}): Promise<BoxRestoreResult> {
+    const rec = this.resolve(ref);
+    const keeper = this.#keeper;
+    await keeper.index(rec.root, rec.author); // manifests come to this Box first (they belong on every Box)
+    const store = new NetworkBlockstore(this.blocks, this.client, (cid) => keeper.candidatesFor(cid));
+    const result = await keeper.foreground(() =>
+      restore({ store, target, chunking: this.#init.chunking, snapshot: parseCid(rec.root), subpath: options.subpath, progress: options.progress, signal: options.signal }),
+    );
+    return { root: rec.root, stats: result.stats };
+  }
+
+  /** Protection of every snapshot (copies counted among the Boxes that answer). */
+  async protection(): Promise<Protection[]> {
+    const out: Protection[] = [];
+    for (const s of this.snapshots()) {
+      try {
+        out.push(await this.#keeper.protection(s.root));
+      } catch {
+        out.push({ root: s.root, chunks: s.chunks, atTarget: 0, belowTarget: 0, belowMinimum: 0, lost: 0, unknown: s.chunks, target: 0, minimum: 0, protected: false });
+      }
+    }
+    return out;
+  }
+
+  members(): MemberStatus[] {
+    return [...this.state().members.values()]
+      .map((m) => ({
+        id: m.id,
+        status: m.status,
+        self: m.id === this.id,
+        reachable: m.id === this.id || this.#keeper.reachable(m.id),
+        capacity: m.capacity,
+        region: m.region,
+        addresses: m.addresses,
+      }))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Leave gracefully: hand every block to its new keepers first, then announce the departure. */
+  async leave(): Promise<{ blocks: number; bytes: number }> {
+    this.#requireMember();
+    const moved = await this.#keeper.drain();
+    this.#ledger.leave('leaving gracefully');
+    await this.#save();
+    return moved;
+  }
+
+  #requireMember(): void {
+    const me = this.state().members.get(this.id);
+    if (!me || me.status !== 'active') throw new NotJoinedError(`this Box is not an active member of reserve ${this.#init.reserveId}`);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The file integrity monitor: a periodic, throttled sweep that re-hashes every block on this Box's disk against
+ * its CID (the source of truth). A corrupt block is handed to the keeper, which quarantines it, fetches a healthy
+ * copy from another holder and raises a disk-corruption event; a block no healthy copy exists of is reported.
+ */
+import type { CID } from 'multiformats/cid';
+import { parseCid, equalBytes } from '../blocks/cid.ts';
+import type { Clock } from '../ports.ts';
+import type { ChunkingService } from '../snapshot/ports.ts';
+import type { TrackingBlockstore } from './tracking-store.ts';
+
+export interface SweepReport {
+  checked: number;
+  bytes: number;
+  corrupt: string[];
+  repaired: string[];
+  unrepairable: string[];
+  startedAt: number;
+  finishedAt: number;
+}
+
+export interface IntegrityOptions {
+  blocks: TrackingBlockstore;
+  chunking: ChunkingService;
+  clock: Clock;
+  /** Quarantine and re-fetch; true when a healthy copy was stored. */
+  repair: (cid: CID) => Promise<boolean>;
+  /** Between the start of one sweep and the next (default 7 days). */
+  intervalMs?: number;
+  /** Throttle: bytes hashed per second of clock time (default 64 MiB/s), so sweeps never starve other work. */
+  bytesPerSecond?: number;
+  /** Blocks read per batch (default 16). */
+  batch?: number;
+  onSweep?: (r: SweepReport) => void;
+}
+
+export class IntegrityMonitor {
+  readonly #o: IntegrityOptions;
+  #timer: (() => void) | null = null;
+  #stopped = true;
+  #abort = false;
+  #running: Promise<SweepReport> | null = null;
+  last: SweepReport | null = null;
+
+  constructor(options: IntegrityOptions) {
+    this.#o = options;
+  }
+
+  start(firstInMs = this.#o.intervalMs ?? 7 * 24 * 3600_000): void {
+    this.#stopped = false;
+    this.#abort = false;
+    this.#arm(firstInMs);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#abort = true;
+    this.#timer?.();
+    this.#timer = null;
+  }
+
+  #arm(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = this.#o.clock.setTimer(ms, () => {
+      void this.sweep().finally(() => this.#arm(this.#o.intervalMs ?? 7 * 24 * 3600_000));
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#o.clock.setTimer(ms, resolve));
+  }
+
+  /** One full sweep now (sweeps never overlap). */
+  sweep(): Promise<SweepReport> {
+    if (!this.#running) this.#running = this.#sweep().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #sweep(): Promise<SweepReport> {
+    const { blocks, chunking, clock } = this.#o;
+    const report: SweepReport = { checked: 0, bytes: 0, corrupt: [], repaired: [], unrepairable: [], startedAt: clock.now(), finishedAt: 0 };
+    const rate = this.#o.bytesPerSecond ?? 64 * 1024 * 1024;
+    const keys = [...blocks.heldKeys()].sort();
+    const batchSize = this.#o.batch ?? 16;
+    for (let i = 0; i < keys.length; i += batchSize) {
+      if (this.#abort) break;
+      const cids = keys.slice(i, i + batchSize).filter((k) => blocks.holds(k)).map(parseCid);
+      const read = await Promise.all(cids.map((c) => blocks.get(c).catch(() => null)));
+      const present = cids.map((c, j) => ({ cid: c, bytes: read[j] })).filter((x): x is { cid: CID; bytes: Uint8Array } => x.bytes !== null);
+      const digests = await chunking.digest(present.map((p) => p.bytes));
+      let batchBytes = 0;
+      for (let j = 0; j < present.length; j++) {
+        const { cid, bytes } = present[j];
+        report.checked++;
+        batchBytes += bytes.length;
+        if (equalBytes(digests[j], cid.multihash.digest)) continue;
+        report.corrupt.push(cid.toString());
+        if (await this.#o.repair(cid)) report.repaired.push(cid.toString());
+        else report.unrepairable.push(cid.toString());
+      }
+      report.bytes += batchBytes;
+      if (batchBytes > 0) await this.#sleep((batchBytes / rate) * 1000);
+    }
+    report.finishedAt = clock.now();
+    this.last = report;
+    this.#o.onSweep?.(report);
+    return report;
+  }
+}

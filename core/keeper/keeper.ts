@@ -1,0 +1,638 @@
+/**
+ * The keeper: makes every Box hold exactly the blocks the merged state says it should.
+ *
+ * Rules (each Box applies them to itself, from the same merged state, so they agree without talking):
+ *  - Manifest blocks (snapshot nodes, directories, chunk lists) go to EVERY member: any Box alone can list and plan
+ *    the restore of every snapshot.
+ *  - A chunk goes to the Boxes `place(chunk, view)` names. Each placement Box is responsible for its own replica:
+ *    it pulls what it lacks from the other holders, reading from all of them in parallel (the candidates for each
+ *    chunk are ordered by that chunk's own placement, so the load spreads across survivors). One responsible Box
+ *    per missing replica: repair is neither skipped nor duplicated.
+ *  - After a backup the author pushes each new block to its placement Boxes (and manifests to everyone); the
+ *    push is recorded in the KvStore until done, so a restart resumes it. Pulls of a young snapshot wait
+ *    `pushGraceMs` while its author is reachable, so the push and the pulls do not move the same bytes twice.
+ *  - A Box drops a referenced chunk it is no longer placed on only after every Box of the chunk's placement has
+ *    confirmed holding it (add a Box: the old holders hand over, then let go).
+ *  - Unreferenced blocks (an interrupted backup's leftovers) are deleted only after `gcGraceMs` unreferenced and
+ *    never while a local backup runs.
+ *  - Liveness: a member unreachable for the configured repair grace period (with hysteresis: it must be back for
+ *    `hysteresisMs` before its absence clock resets) is declared dead by exactly one Box: the smallest id among the
+ *    active members that can still see each other. Only then does placement change and repair start, so a Box
+ *    offline for an afternoon moves nothing.
+ */
+import type { CID } from 'multiformats/cid';
+import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
+import { matchesCid, parseCid } from '../blocks/cid.ts';
+import { ReserveError } from '../errors.ts';
+import type { KvStore } from '../kv.ts';
+import type { BoxId, Network } from '../net.ts';
+import type { Clock } from '../ports.ts';
+import { compileView } from '../placement/place.ts';
+import type { CompiledPlacement, PlacementView } from '../placement/types.ts';
+import { decodeChunkList, decodeDir, decodeSnapshot } from '../snapshot/model.ts';
+import type { ReserveLedger } from '../state/ledger.ts';
+import { activeMembers, toPlacementView, type ReserveState } from '../state/reducer.ts';
+import { mapLimit } from '../util/limit.ts';
+import type { BlockClient } from './block-client.ts';
+import {
+  BLOCKS_PROTOCOL,
+  PING_PROTOCOL,
+  decodeBlockRequest,
+  encodeBlockResponse,
+  packBits,
+} from './protocol.ts';
+import type { TrackingBlockstore } from './tracking-store.ts';
+
+/** What the keeper tells its Box (the Box turns these into reserve events). */
+export type KeeperNotice =
+  | { type: 'corrupt-block'; cid: string; action: 'quarantined' | 'repaired' | 'unrepairable' }
+  | { type: 'bad-copy'; cid: string; peer: BoxId }
+  | { type: 'declared-dead'; box: BoxId; unreachableMs: number }
+  | { type: 'peer-unreachable'; box: BoxId; since: number }
+  | { type: 'peer-reachable'; box: BoxId }
+  | { type: 'repaired'; blocks: number; bytes: number }
+  | { type: 'dropped'; blocks: number }
+  | { type: 'collected'; blocks: number }
+  | { type: 'protected'; root: string }
+  | { type: 'manifest-unavailable'; root: string; reason: string };
+
+export interface KeeperOptions {
+  ledger: ReserveLedger;
+  network: Network;
+  blocks: TrackingBlockstore;
+  kv: KvStore;
+  clock: Clock;
+  client: BlockClient;
+  /** Quarantine a block (set it aside, no longer served); the default deletes it. */
+  quarantine?: (cid: CID) => Promise<void>;
+  /** Between keeper rounds (default 5 s). */
+  tickMs?: number;
+  /** How long pulls of a new snapshot wait for its reachable author's push (default 60 s). */
+  pushGraceMs?: number;
+  /** How long a block must stay unreferenced before it is collected (default 1 h). */
+  gcGraceMs?: number;
+  /** Block transfers in flight during repair (default 8; 1 while a backup or restore runs). */
+  repairConcurrency?: number;
+  /** Deadline for a ping (default 5 s). */
+  pingTimeoutMs?: number;
+  onNotice?: (n: KeeperNotice) => void;
+}
+
+/** Everything one snapshot needs, found by walking its manifest. */
+export interface SnapshotIndex {
+  root: string;
+  /** Manifest blocks: the snapshot node, directories and their pages, chunk lists. */
+  manifest: CID[];
+  /** Distinct chunks. */
+  chunks: CID[];
+}
+
+export interface Protection {
+  root: string;
+  chunks: number;
+  atTarget: number;
+  belowTarget: number;
+  belowMinimum: number;
+  lost: number;
+  /** Chunks with no reachable copy but a copy on a live member that could not be asked. */
+  unknown: number;
+  target: number;
+  minimum: number;
+  /** At least the minimum acceptable number of copies of every chunk. */
+  protected: boolean;
+}
+
+const PUSH_PREFIX = 'keeper/push/';
+
+export class DrainIncompleteError extends ReserveError {
+  static override readonly name = 'DrainIncompleteError';
+}
+
+export class Keeper {
+  readonly #o: KeeperOptions;
+  readonly #index = new Map<string, SnapshotIndex>();
+  readonly #lastSeen = new Map<BoxId, number>();
+  readonly #downSince = new Map<BoxId, number>();
+  readonly #upSince = new Map<BoxId, number>();
+  readonly #unreferencedSince = new Map<string, number>();
+  #placementKey = '';
+  #placement: CompiledPlacement | null = null;
+  #view: PlacementView | null = null;
+  #timer: (() => void) | null = null;
+  #running: Promise<void> | null = null;
+  #stopped = true;
+  #foreground = 0;
+  #rounds = 0;
+
+  constructor(options: KeeperOptions) {
+    this.#o = options;
+  }
+
+  get id(): BoxId {
+    return this.#o.ledger.id;
+  }
+
+  get rounds(): number {
+    return this.#rounds;
+  }
+
+  // ------------------------------------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    await this.#o.blocks.load();
+    this.#o.network.handle(BLOCKS_PROTOCOL, (from, data) => this.#serveBlocks(from, data));
+    this.#o.network.handle(PING_PROTOCOL, async () => new Uint8Array(0));
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#timer?.();
+    this.#timer = null;
+    await this.#running?.catch(() => undefined);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer?.();
+    this.#timer = this.#o.clock.setTimer(ms, () => {
+      this.#timer = null;
+      void this.round().finally(() => this.#schedule(this.#o.tickMs ?? 5_000));
+    });
+  }
+
+  /** Mark a backup or restore as running: repair slows down and garbage collection waits. */
+  async foreground<T>(fn: () => Promise<T>): Promise<T> {
+    this.#foreground++;
+    try {
+      return await fn();
+    } finally {
+      this.#foreground--;
+    }
+  }
+
+  /** Run one keeper round now (rounds never overlap). */
+  round(): Promise<void> {
+    if (this.#running) return this.#running;
+    this.#running = this.#round().finally(() => {
+      this.#running = null;
+      this.#rounds++;
+    });
+    return this.#running;
+  }
+
+  // ------------------------------------------------------------------------------------------- state
+
+  state(): ReserveState {
+    return this.#o.ledger.state();
+  }
+
+  /** The compiled placement for the current merged state (recompiled only when the view changes). */
+  placement(): CompiledPlacement {
+    const view = toPlacementView(this.state());
+    const key = JSON.stringify(view);
+    if (key !== this.#placementKey || !this.#placement) {
+      this.#placementKey = key;
+      this.#view = view;
+      this.#placement = compileView(view);
+    }
+    return this.#placement;
+  }
+
+  view(): PlacementView {
+    this.placement();
+    return this.#view!;
+  }
+
+  /** Members other than this Box that are active. */
+  #peers(state = this.state()): BoxId[] {
+    return activeMembers(state).filter((id) => id !== this.id);
+  }
+
+  reachable(peer: BoxId): boolean {
+    return !this.#downSince.has(peer) && this.#lastSeen.has(peer);
+  }
+
+  // ------------------------------------------------------------------------------------------- serving
+
+  async #serveBlocks(_from: BoxId, data: Uint8Array): Promise<Uint8Array> {
+    const req = decodeBlockRequest(data);
+    const blocks = this.#o.blocks;
+    switch (req.op) {
+      case 'get': {
+        if (!blocks.holds(req.cid)) return encodeBlockResponse({ op: 'get' });
+        let bytes: Uint8Array;
+        try {
+          bytes = await blocks.get(req.cid);
+        } catch (e) {
+          if (e instanceof BlockNotFoundError) return encodeBlockResponse({ op: 'get' });
+          throw e;
+        }
+        if (!matchesCid(req.cid, bytes)) {
+          // Our copy rotted: never hand it on; set it aside and get a healthy one.
+          await this.#quarantine(req.cid);
+          return encodeBlockResponse({ op: 'get' });
+        }
+        return encodeBlockResponse({ op: 'get', bytes });
+      }
+      case 'put': {
+        if (!matchesCid(req.cid, req.bytes)) throw new BlockCorruptError(req.cid, 'the request');
+        if (!blocks.holds(req.cid)) await blocks.put(req.cid, req.bytes);
+        return encodeBlockResponse({ op: 'put', stored: true });
+      }
+      case 'has':
+        return encodeBlockResponse({ op: 'has', bits: packBits(req.cids.map((c) => blocks.holds(c))) });
+    }
+  }
+
+  async #quarantine(cid: CID): Promise<void> {
+    if (this.#o.quarantine) await this.#o.quarantine(cid);
+    else await this.#o.blocks.delete(cid);
+    this.#o.blocks.forget(cid);
+    this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'quarantined' });
+  }
+
+  /** Called by the integrity monitor when a local block fails its hash: quarantine it and fetch a good copy. */
+  async repairCorrupt(cid: CID): Promise<boolean> {
+    await this.#quarantine(cid);
+    try {
+      const { bytes } = await this.#o.client.fetch(cid, this.#candidates(cid));
+      await this.#o.blocks.put(cid, bytes);
+      this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'repaired' });
+      return true;
+    } catch {
+      this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'unrepairable' });
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------- manifests
+
+  /** A manifest block: local if held (and intact), else fetched from the author or any member, then kept. */
+  async #manifestBlock(cid: CID, author: BoxId): Promise<Uint8Array> {
+    const blocks = this.#o.blocks;
+    if (blocks.holds(cid)) {
+      const bytes = await blocks.get(cid);
+      if (matchesCid(cid, bytes)) return bytes;
+      await this.#quarantine(cid);
+    }
+    const { bytes } = await this.#o.client.fetch(cid, [author, ...this.#peers()].filter((p) => p !== this.id));
+    await blocks.put(cid, bytes);
+    return bytes;
+  }
+
+  /** Walk a snapshot's manifest (fetching what is missing) and list its manifest blocks and chunks. */
+  async index(root: string, author: BoxId): Promise<SnapshotIndex> {
+    const cached = this.#index.get(root);
+    if (cached) return cached;
+    const manifest: CID[] = [];
+    const chunks = new Map<string, CID>();
+    const rootCid = parseCid(root);
+    const snap = decodeSnapshot(await this.#manifestBlock(rootCid, author), `snapshot ${root}`);
+    manifest.push(rootCid);
+    const dirs: CID[] = [snap.tree];
+    const seenDirs = new Set<string>();
+    while (dirs.length) {
+      const dir = dirs.pop()!;
+      if (seenDirs.has(dir.toString())) continue;
+      seenDirs.add(dir.toString());
+      manifest.push(dir);
+      const node = decodeDir(await this.#manifestBlock(dir, author), `directory ${dir}`);
+      const pages = node.e ? [node] : [];
+      for (const p of node.p ?? []) {
+        manifest.push(p);
+        pages.push(decodeDir(await this.#manifestBlock(p, author), `directory page ${p}`));
+      }
+      for (const page of pages) {
+        for (const e of page.e ?? []) {
+          if (e.k === 'd') dirs.push(e.d!);
+          else if (e.k === 'f') {
+            for (const c of e.c ?? []) chunks.set(c.toString(), c);
+            if (e.cl) {
+              const lists = [e.cl];
+              while (lists.length) {
+                const l = lists.pop()!;
+                manifest.push(l);
+                const node = decodeChunkList(await this.#manifestBlock(l, author), `chunk list ${l}`);
+                for (const c of node.c ?? []) chunks.set(c.toString(), c);
+                lists.push(...(node.l ?? []));
+              }
+            }
+          }
+        }
+      }
+    }
+    const idx: SnapshotIndex = { root, manifest, chunks: [...chunks.values()] };
+    this.#index.set(root, idx);
+    return idx;
+  }
+
+  /** Index every snapshot in the catalog that can be indexed now. */
+  async indexAll(): Promise<SnapshotIndex[]> {
+    const out: SnapshotIndex[] = [];
+    const catalog = [...this.state().catalog.values()].sort((a, b) => a.time - b.time || (a.root < b.root ? -1 : 1));
+    for (const rec of catalog) {
+      try {
+        out.push(await this.index(rec.root, rec.author));
+      } catch (e) {
+        this.#o.onNotice?.({ type: 'manifest-unavailable', root: rec.root, reason: (e as Error).message });
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------- the round
+
+  /** Candidate holders of a chunk, best first (for readers such as the restore path). */
+  candidatesFor(cid: CID): BoxId[] {
+    return this.#candidates(cid);
+  }
+
+  /** Candidate holders of a chunk: its placement Boxes in order, then every other active member. */
+  #candidates(cid: CID): BoxId[] {
+    const ranked = this.placement().rank(cid.multihash.digest);
+    const peers = [...this.#peers(), ...[...this.state().members.values()].filter((m) => m.status === 'left' && m.id !== this.id).map((m) => m.id)];
+    const set = new Set(peers);
+    const out = ranked.filter((id) => id !== this.id && set.has(id));
+    for (const p of peers) if (!out.includes(p)) out.push(p);
+    // Reachable ones first, keeping the per-chunk order among them.
+    return [...out.filter((p) => this.reachable(p)), ...out.filter((p) => !this.reachable(p))];
+  }
+
+  async #round(): Promise<void> {
+    if (this.#stopped) return;
+    const state = this.state();
+    if (!state.members.has(this.id) || state.members.get(this.id)!.status !== 'active') return;
+    await this.#liveness(state);
+    const indexes = await this.indexAll();
+    await this.#resumePushes();
+    await this.#replicate(indexes);
+    await this.#collect(indexes);
+  }
+
+  async #liveness(state: ReserveState): Promise<void> {
+    const now = () => this.#o.clock.now();
+    const peers = this.#peers(state);
+    await Promise.all(
+      peers.map(async (p) => {
+        try {
+          await this.#o.network.request(p, PING_PROTOCOL, new Uint8Array(0), { timeoutMs: this.#o.pingTimeoutMs ?? 5_000 });
+          this.#lastSeen.set(p, now());
+          if (this.#downSince.has(p)) {
+            if (!this.#upSince.has(p)) this.#upSince.set(p, now());
+            if (now() - this.#upSince.get(p)! >= state.config.repair.hysteresisMs) {
+              this.#downSince.delete(p);
+              this.#upSince.delete(p);
+              this.#o.onNotice?.({ type: 'peer-reachable', box: p });
+            }
+          }
+        } catch {
+          this.#upSince.delete(p);
+          if (!this.#downSince.has(p)) {
+            this.#downSince.set(p, now());
+            this.#o.onNotice?.({ type: 'peer-unreachable', box: p, since: now() });
+          }
+        }
+      }),
+    );
+    // Declare dead whoever has been unreachable past the grace period; exactly one Box does it.
+    const grace = state.config.repair.graceMs;
+    for (const [p, since] of this.#downSince) {
+      if (!peers.includes(p) || now() - since < grace) continue;
+      const seeing = [this.id, ...peers.filter((q) => q !== p && !this.#downSince.has(q))].sort();
+      if (seeing[0] !== this.id) continue;
+      try {
+        this.#o.ledger.remove(p, 'dead', `unreachable for ${Math.round((now() - since) / 1000)} s`);
+        this.#o.onNotice?.({ type: 'declared-dead', box: p, unreachableMs: now() - since });
+      } catch {
+        // another Box declared it first (the reducer refuses a second declaration): nothing to do
+      }
+      this.#downSince.delete(p);
+    }
+  }
+
+  async #replicate(indexes: SnapshotIndex[]): Promise<void> {
+    const state = this.state();
+    const placement = this.placement();
+    const blocks = this.#o.blocks;
+    const now = this.#o.clock.now();
+    const pushGrace = this.#o.pushGraceMs ?? 60_000;
+    const missing: CID[] = [];
+    const surplus: CID[] = [];
+    const seen = new Set<string>();
+    for (const idx of indexes) {
+      const rec = state.catalog.get(idx.root);
+      const young = rec !== undefined && rec.author !== this.id && now - rec.time < pushGrace && this.reachable(rec.author);
+      for (const c of idx.chunks) {
+        const key = c.toString();
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const mine = placement.place(c.multihash.digest).includes(this.id);
+        if (mine && !blocks.holds(key)) {
+          if (!young) missing.push(c);
+        } else if (!mine && blocks.holds(key)) surplus.push(c);
+      }
+    }
+    // Pull what placement gives this Box.
+    let pulled = 0;
+    let bytes = 0;
+    const concurrency = this.#foreground > 0 ? 1 : (this.#o.repairConcurrency ?? 8);
+    await mapLimit(missing, concurrency, async (cid) => {
+      if (this.#stopped) return;
+      try {
+        const got = await this.#o.client.fetch(cid, this.#candidates(cid));
+        await blocks.put(cid, got.bytes);
+        pulled++;
+        bytes += got.bytes.length;
+      } catch {
+        // no holder answered this round; the next round tries again
+      }
+    });
+    if (pulled > 0) this.#o.onNotice?.({ type: 'repaired', blocks: pulled, bytes });
+    // Let go of what placement no longer gives this Box, once every placement Box confirms its copy.
+    if (surplus.length > 0) await this.#dropConfirmed(surplus);
+  }
+
+  async #dropConfirmed(surplus: CID[]): Promise<void> {
+    const placement = this.placement();
+    const byPeer = new Map<BoxId, CID[]>();
+    for (const c of surplus) for (const p of placement.place(c.multihash.digest)) (byPeer.get(p) ?? byPeer.set(p, []).get(p)!).push(c);
+    const confirmed = new Map<string, number>();
+    await Promise.all(
+      [...byPeer].map(async ([peer, cids]) => {
+        try {
+          const bits = await this.#o.client.has(peer, cids);
+          cids.forEach((c, i) => {
+            if (bits[i]) confirmed.set(c.toString(), (confirmed.get(c.toString()) ?? 0) + 1);
+          });
+        } catch {
+          // unreachable: its chunks stay here
+        }
+      }),
+    );
+    let dropped = 0;
+    for (const c of surplus) {
+      if ((confirmed.get(c.toString()) ?? 0) < placement.place(c.multihash.digest).length) continue;
+      await this.#o.blocks.delete(c);
+      dropped++;
+    }
+    if (dropped > 0) this.#o.onNotice?.({ type: 'dropped', blocks: dropped });
+  }
+
+  async #collect(indexes: SnapshotIndex[]): Promise<void> {
+    if (this.#foreground > 0) return;
+    const referenced = new Set<string>();
+    for (const idx of indexes) {
+      for (const c of idx.manifest) referenced.add(c.toString());
+      for (const c of idx.chunks) referenced.add(c.toString());
+    }
+    // Only collect when every catalog entry could be indexed: an unindexed snapshot may need anything.
+    if (indexes.length < this.state().catalog.size) return;
+    const now = this.#o.clock.now();
+    const grace = this.#o.gcGraceMs ?? 60 * 60 * 1000;
+    const doomed: string[] = [];
+    for (const key of this.#o.blocks.heldKeys()) {
+      if (referenced.has(key)) {
+        this.#unreferencedSince.delete(key);
+        continue;
+      }
+      const since = this.#unreferencedSince.get(key);
+      if (since === undefined) this.#unreferencedSince.set(key, now);
+      else if (now - since >= grace) doomed.push(key);
+    }
+    for (const key of doomed) {
+      await this.#o.blocks.delete(parseCid(key));
+      this.#unreferencedSince.delete(key);
+    }
+    if (doomed.length > 0) this.#o.onNotice?.({ type: 'collected', blocks: doomed.length });
+  }
+
+  // ------------------------------------------------------------------------------------------- push
+
+  /** Push a new snapshot: manifests to every member, chunks to their placement Boxes. Resumable. */
+  async protect(root: string): Promise<Protection> {
+    await this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
+    await this.#push(root);
+    return this.protection(root);
+  }
+
+  async #resumePushes(): Promise<void> {
+    for await (const [key] of this.#o.kv.list(PUSH_PREFIX)) {
+      if (this.#stopped) return;
+      await this.#push(key.slice(PUSH_PREFIX.length)).catch(() => undefined);
+    }
+  }
+
+  async #push(root: string): Promise<void> {
+    const idx = await this.index(root, this.id);
+    const peers = this.#peers();
+    const placement = this.placement();
+    const perPeer = new Map<BoxId, CID[]>();
+    for (const p of peers) perPeer.set(p, [...idx.manifest]);
+    for (const c of idx.chunks) for (const p of placement.place(c.multihash.digest)) if (p !== this.id) perPeer.get(p)?.push(c);
+    let complete = true;
+    await Promise.all(
+      [...perPeer].map(async ([peer, cids]) => {
+        try {
+          const has = await this.#o.client.has(peer, cids);
+          const need = cids.filter((_, i) => !has[i]);
+          await mapLimit(need, 4, async (cid) => {
+            const bytes = await this.#o.blocks.get(cid);
+            if (!(await this.#o.client.put(peer, cid, bytes))) throw new Error(`${peer} did not store ${cid}`);
+          });
+        } catch {
+          complete = false; // the peer is down or failed mid-way; the next round resumes from what it has
+        }
+      }),
+    );
+    if (complete) {
+      await this.#o.kv.delete(PUSH_PREFIX + root);
+      this.#o.onNotice?.({ type: 'protected', root });
+    }
+  }
+
+  /**
+   * Before a graceful leave: hand every referenced block this Box holds to the Boxes placement gives it to once
+   * this Box is gone, and wait until each confirms. Throws DrainIncompleteError when some peer could not take its
+   * share (the Box must not leave then: its copies would be lost).
+   */
+  async drain(): Promise<{ blocks: number; bytes: number }> {
+    const indexes = await this.indexAll();
+    const view = this.view();
+    const without = compileView({ ...view, keepers: view.keepers.map((k) => (k.id === this.id ? { ...k, live: false } : k)) });
+    const perPeer = new Map<BoxId, CID[]>();
+    const seen = new Set<string>();
+    for (const idx of indexes) {
+      for (const c of idx.chunks) {
+        const key = c.toString();
+        if (seen.has(key) || !this.#o.blocks.holds(key)) continue;
+        seen.add(key);
+        for (const p of without.place(c.multihash.digest)) (perPeer.get(p) ?? perPeer.set(p, []).get(p)!).push(c);
+      }
+    }
+    let blocks = 0;
+    let bytes = 0;
+    const failed: BoxId[] = [];
+    await Promise.all(
+      [...perPeer].map(async ([peer, cids]) => {
+        try {
+          const has = await this.#o.client.has(peer, cids);
+          await mapLimit(
+            cids.filter((_, i) => !has[i]),
+            4,
+            async (cid) => {
+              const data = await this.#o.blocks.get(cid);
+              if (!(await this.#o.client.put(peer, cid, data))) throw new Error(`${peer} did not store ${cid}`);
+              blocks++;
+              bytes += data.length;
+            },
+          );
+        } catch {
+          failed.push(peer);
+        }
+      }),
+    );
+    if (failed.length) throw new DrainIncompleteError(`could not hand blocks over to ${failed.sort().join(', ')}; not leaving`);
+    return { blocks, bytes };
+  }
+
+  // ------------------------------------------------------------------------------------------- status
+
+  /** Count the copies of every chunk of a snapshot among this Box and the members that answer. */
+  async protection(root: string): Promise<Protection> {
+    const state = this.state();
+    const rec = state.catalog.get(root);
+    const idx = await this.index(root, rec?.author ?? this.id);
+    const counts = new Int32Array(idx.chunks.length);
+    const unknown = new Uint8Array(idx.chunks.length);
+    idx.chunks.forEach((c, i) => {
+      if (this.#o.blocks.holds(c)) counts[i]++;
+    });
+    await Promise.all(
+      this.#peers(state).map(async (peer) => {
+        try {
+          const bits = await this.#o.client.has(peer, idx.chunks);
+          bits.forEach((b, i) => {
+            if (b) counts[i]++;
+          });
+        } catch {
+          idx.chunks.forEach((_, i) => (unknown[i] = 1));
+        }
+      }),
+    );
+    const target = Math.min(state.config.replication.target, Math.max(activeMembers(state).length, 1));
+    const minimum = Math.min(state.config.replication.minimum, target);
+    const p: Protection = { root, chunks: idx.chunks.length, atTarget: 0, belowTarget: 0, belowMinimum: 0, lost: 0, unknown: 0, target, minimum, protected: false };
+    counts.forEach((n, i) => {
+      if (n === 0) {
+        if (unknown[i]) p.unknown++;
+        else p.lost++;
+      } else if (n < minimum) p.belowMinimum++;
+      else if (n < target) p.belowTarget++;
+      else p.atTarget++;
+    });
+    p.protected = p.lost === 0 && p.unknown === 0 && p.belowMinimum === 0;
+    return p;
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The real Box (core/box) inside the deterministic simulator: every Box runs the production keeper, ledger,
+ * integrity monitor, backup and restore, over the simulator's virtual clock, network and disks. A ReserveSim sets up
+ * a reserve (secret, keys, config), adds/replaces Boxes, and answers the checkers' questions (who holds what,
+ * does every Box agree, can every snapshot be restored byte-identical).
+ */
+import { DEFAULT_CHUNKER, type ChunkerParams } from '../../core/chunker/fastcdc.ts';
+import { Box, type BoxTiming } from '../../core/box/box.ts';
+import type { KeeperNotice } from '../../core/keeper/keeper.ts';
+import type { BoxId } from '../../core/net.ts';
+import { compileView } from '../../core/placement/place.ts';
+import { inlineChunking } from '../../core/snapshot/inline.ts';
+import { parseCid } from '../../core/blocks/cid.ts';
+import { createReserveSecret, signerFromSeed, unsealerFromSeed } from '../../core/state/crypto.ts';
+import { toPlacementView } from '../../core/state/reducer.ts';
+import { createYjsBackend } from '../../adapters/crdt/yjs.ts';
+import type { BoxPorts } from '../sim/cluster.ts';
+import { SimCluster } from '../sim/cluster.ts';
+import type { SimRandom } from '../sim/rng.ts';
+import type { SimWorld } from '../sim/world.ts';
+import { MemSourceTree, MemTargetTree, compareMemTrees, type MemNode } from './memtree.ts';
+
+/** Small chunks so a simulated reserve holds thousands of chunks in little memory. */
+export const SIM_CHUNKER: ChunkerParams = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
+
+export interface ReserveInit {
+  reserveId: string;
+  secrets: Map<number, Uint8Array>;
+  keySeed: Uint8Array;
+  capacity: number;
+  region?: string;
+  timing: BoxTiming;
+  chunker: ChunkerParams;
+}
+
+export type Notice = KeeperNotice | { type: string; [k: string]: unknown };
+
+/** The simulator's behaviour for a Box: the production Box over the simulated ports. */
+export class SimReserveBox {
+  readonly box: Box;
+  readonly notices: Notice[] = [];
+
+  constructor(readonly ports: BoxPorts<ReserveInit>) {
+    const init = ports.init;
+    this.box = new Box({
+      reserveId: init.reserveId,
+      secrets: init.secrets,
+      signer: signerFromSeed(init.keySeed),
+      unsealer: unsealerFromSeed(init.keySeed.map((b) => b ^ 0x5a)),
+      clock: ports.clock,
+      random: ports.random,
+      network: ports.network,
+      blocks: ports.blocks,
+      kv: ports.kv,
+      backend: createYjsBackend,
+      chunking: inlineChunking(init.chunker),
+      chunker: init.chunker,
+      capacity: init.capacity,
+      region: init.region,
+      addresses: [`/sim/${ports.id}`],
+      host: ports.id,
+      bootstrap: [...ports.bootstrap],
+      timing: init.timing,
+      onNotice: (n) => {
+        this.notices.push(n as Notice);
+        ports.log.debug(`notice ${n.type}`);
+      },
+    });
+  }
+
+  start(): Promise<void> {
+    return this.box.start();
+  }
+
+  stop(): Promise<void> {
+    return this.box.stop();
+  }
+}
+
+export interface ReserveSimOptions {
+  boxes: number;
+  rf: number;
+  minimum?: number;
+  timing?: BoxTiming;
+  chunker?: ChunkerParams;
+  capacities?: number[];
+  regions?: string[];
+}
+
+export const SIM_TIMING: BoxTiming = {
+  tickMs: 5_000,
+  syncMs: 5_000,
+  pushGraceMs: 30_000,
+  gcGraceMs: 3_600_000,
+  integrityIntervalMs: 24 * 3_600_000,
+  integrityBytesPerSecond: 64 * 1024 * 1024,
+  requestTimeoutMs: 10_000,
+};
+
+export class ReserveSim {
+  readonly cluster: SimCluster<SimReserveBox, ReserveInit>;
+  readonly reserveId: string;
+  readonly secret: Uint8Array;
+  readonly #rng: SimRandom;
+  #n = 0;
+
+  constructor(
+    readonly world: SimWorld,
+    readonly options: ReserveSimOptions,
+  ) {
+    this.#rng = world.rng.fork('reserve');
+    const { secret, reserveId } = createReserveSecret(this.#rng.fork('secret'));
+    this.secret = secret;
+    this.reserveId = reserveId;
+    this.cluster = new SimCluster<SimReserveBox, ReserveInit>(world, (ports) => new SimReserveBox(ports));
+  }
+
+  /** A new Box (factory-new: it knows the secret and the given peers only). */
+  addBox(opts: { bootstrap?: BoxId[]; capacity?: number; region?: string; secrets?: Map<number, Uint8Array> } = {}): BoxId {
+    const i = this.#n++;
+    const keySeed = this.#rng.fork(`key/${i}`).bytes(32);
+    const id = signerFromSeed(keySeed).id;
+    const o = this.options;
+    this.cluster.add({
+      id,
+      bootstrap: opts.bootstrap,
+      init: {
+        reserveId: this.reserveId,
+        secrets: opts.secrets ?? new Map([[0, this.secret]]),
+        keySeed,
+        capacity: opts.capacity ?? o.capacities?.[i] ?? 1 << 40,
+        region: opts.region ?? o.regions?.[i % o.regions.length],
+        timing: { ...SIM_TIMING, ...o.timing },
+        chunker: o.chunker ?? SIM_CHUNKER,
+      },
+    });
+    return id;
+  }
+
+  /** What `reserve invite` on a member hands a new Box: the newest secret generation and that member's address. */
+  invite(from: BoxId): { secrets: Map<number, Uint8Array>; bootstrap: BoxId[] } {
+    const secrets = this.box(from).ledger.secrets();
+    const newest = Math.max(...secrets.keys());
+    return { secrets: new Map([[newest, secrets.get(newest)!]]), bootstrap: [from] };
+  }
+
+  /** Set up the reserve: the first Box founds it and sets the replication factor; the rest join it. */
+  async found(): Promise<BoxId[]> {
+    const first = this.addBox({ bootstrap: [] });
+    await this.cluster.runUntil(() => this.cluster.box(first).started, { maxMs: 60_000 });
+    const founder = this.box(first);
+    const o = this.options;
+    founder.ledger.publish('config-changed', {
+      set: [
+        ['replication.minimum', o.minimum ?? Math.min(2, o.rf)],
+        ['replication.target', o.rf],
+      ],
+    });
+    const ids = [first];
+    for (let i = 1; i < o.boxes; i++) ids.push(this.addBox({ bootstrap: [first] }));
+    await this.cluster.runUntil(() => this.converged() && this.activeIds().length === o.boxes, { maxMs: 300_000 });
+    return ids;
+  }
+
+  box(id: BoxId): Box {
+    const b = this.cluster.box(id);
+    if (!b.running) throw new Error(`${id} is not running`);
+    return b.running.box;
+  }
+
+  upBoxes(): Box[] {
+    return this.cluster
+      .all()
+      .filter((b) => b.state === 'up' && b.started && b.running)
+      .map((b) => b.running!.box);
+  }
+
+  activeIds(): BoxId[] {
+    const any = this.upBoxes()[0];
+    if (!any) return [];
+    return [...any.state().members.values()].filter((m) => m.status === 'active').map((m) => m.id).sort();
+  }
+
+  /** Every running Box has the same members, config and catalog, and computes the same placement. */
+  converged(): boolean {
+    const boxes = this.upBoxes();
+    if (boxes.length === 0) return true;
+    const sig = (b: Box) => {
+      const s = b.state();
+      return JSON.stringify([
+        [...s.members.values()].map((m) => [m.id, m.status]).sort(),
+        [...s.catalog.keys()].sort(),
+        s.config.replication,
+        s.generation,
+      ]);
+    };
+    const first = sig(boxes[0]);
+    return boxes.every((b) => sig(b) === first);
+  }
+
+  /** For each chunk of every snapshot: the running Boxes that hold an intact copy. */
+  holders(): Map<string, BoxId[]> {
+    const out = new Map<string, BoxId[]>();
+    for (const sb of this.cluster.all()) {
+      if (sb.state !== 'up' || !sb.running) continue;
+      const disk = sb.blocks;
+      for (const key of sb.running.box.blocks.heldKeys()) {
+        if (!disk.intact(parseCid(key))) continue;
+        (out.get(key) ?? out.set(key, []).get(key)!).push(sb.id);
+      }
+    }
+    return out;
+  }
+
+  /** Chunks (of indexed snapshots) with fewer than `rf` intact copies on active members' disks. */
+  async underReplicated(): Promise<{ chunks: number; below: number; lost: number; minCopies: number }> {
+    const boxes = this.upBoxes();
+    if (boxes.length === 0) return { chunks: 0, below: 0, lost: 0, minCopies: 0 };
+    const b0 = boxes[0];
+    const state = b0.state();
+    const view = toPlacementView(state);
+    const placer = compileView(view);
+    const active = new Set(this.activeIds());
+    const holders = this.holders();
+    let chunks = 0;
+    let below = 0;
+    let lost = 0;
+    let minCopies = Infinity;
+    for (const rec of state.catalog.values()) {
+      const idx = await b0.keeper.index(rec.root, rec.author);
+      for (const c of idx.chunks) {
+        chunks++;
+        const n = (holders.get(c.toString()) ?? []).filter((h) => active.has(h)).length;
+        minCopies = Math.min(minCopies, n);
+        if (n === 0) lost++;
+        if (n < placer.replicas) below++;
+      }
+    }
+    return { chunks, below, lost, minCopies: chunks ? minCopies : 0 };
+  }
+
+  /** Restore every snapshot on `on` and compare with the trees that were backed up. */
+  async restoreAll(on: BoxId, originals: ReadonlyMap<string, MemNode>): Promise<string[]> {
+    const box = this.box(on);
+    const problems: string[] = [];
+    for (const [root, tree] of originals) {
+      const target = new MemTargetTree();
+      try {
+        await this.cluster.settle(box.restore(root, target), { maxMs: 3_600_000, what: `restore ${root}` });
+        const diffs = compareMemTrees(tree, target.root);
+        if (diffs.length) problems.push(`snapshot ${root.slice(-8)} restored on ${on.slice(-6)} differs: ${diffs.slice(0, 3).join('; ')}`);
+      } catch (e) {
+        problems.push(`snapshot ${root.slice(-8)} cannot be restored on ${on.slice(-6)}: ${(e as Error).message}`);
+      }
+    }
+    return problems;
+  }
+
+  /** Back up a tree on a Box; returns the snapshot root. */
+  async backup(on: BoxId, tree: MemNode): Promise<string> {
+    const r = await this.cluster.settle(this.box(on).backup(new MemSourceTree(tree), { protect: false }), { maxMs: 3_600_000, what: 'backup' });
+    return r.root;
+  }
+}
+
+export { DEFAULT_CHUNKER };
