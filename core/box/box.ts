@@ -44,6 +44,10 @@ export interface BoxTiming {
   tickMs?: number;
   /** Between anti-entropy syncs with every reachable member (default 10 s). */
   syncMs?: number;
+  /** Idle syncs back off up to this (default 5 min). */
+  idleSyncMs?: number;
+  /** Idle keeper rounds back off up to this (default 60 s). */
+  idleTickMs?: number;
   pushGraceMs?: number;
   gcGraceMs?: number;
   /** Between integrity sweeps (default 7 days). */
@@ -117,6 +121,7 @@ export class Box {
   #unsubscribe: Array<() => void> = [];
   #started = false;
   #dirty = false;
+  #syncInterval = 0;
 
   constructor(init: BoxInit) {
     this.#init = init;
@@ -178,7 +183,10 @@ export class Box {
       net.subscribe(STATE_TOPIC, (from, data) => {
         try {
           const r = this.#ledger.applyUpdate(data);
-          if (r.added > 0) this.#dirty = true;
+          if (r.added > 0) {
+            this.#dirty = true;
+            this.#keeper?.poke();
+          }
           if (r.needsSync) void this.syncWith(from);
         } catch {
           // junk from a peer changes nothing
@@ -196,6 +204,7 @@ export class Box {
       client: this.client,
       quarantine: init.quarantine,
       tickMs: init.timing?.tickMs,
+      idleTickMs: init.timing?.idleTickMs,
       pushGraceMs: init.timing?.pushGraceMs,
       gcGraceMs: init.timing?.gcGraceMs,
       onNotice: (n) => init.onNotice?.(n),
@@ -239,10 +248,18 @@ export class Box {
     await this.#save();
   }
 
+  /** Anti-entropy: sync with every member; back off (doubling, up to idleSyncMs) while nothing new arrives. */
   #armSync(): void {
     if (!this.#started) return;
-    this.#syncTimer = this.#init.clock.setTimer(this.#init.timing?.syncMs ?? 10_000, () => {
-      void this.syncAll().finally(() => this.#armSync());
+    const base = this.#init.timing?.syncMs ?? 10_000;
+    this.#syncTimer = this.#init.clock.setTimer(Math.max(this.#syncInterval, base), () => {
+      void this.syncAll().then(
+        (learned) => {
+          this.#syncInterval = learned ? base : Math.min(Math.max(this.#syncInterval, base) * 2, Math.max(this.#init.timing?.idleSyncMs ?? 300_000, base));
+          this.#armSync();
+        },
+        () => this.#armSync(),
+      );
     });
   }
 
@@ -251,28 +268,38 @@ export class Box {
     await this.#init.kv.put(LEDGER_KEY, this.#ledger.save());
   }
 
-  /** Pull what `peer` has that we lack (state-vector handshake). False when the peer did not answer. */
-  async syncWith(peer: BoxId): Promise<boolean> {
+  /** Pull what `peer` has that we lack (state-vector handshake). Returns how many events were new; -1 when the
+   * peer did not answer. */
+  async syncWith(peer: BoxId): Promise<number> {
     try {
       const diff = await this.#init.network.request(peer, SYNC_PROTOCOL, this.#ledger.stateVector(), { timeoutMs: this.#init.timing?.requestTimeoutMs ?? 10_000 });
       const r = this.#ledger.applyUpdate(diff);
-      if (r.added > 0) this.#dirty = true;
-      return true;
+      if (r.added > 0) {
+        this.#dirty = true;
+        this.#keeper?.poke();
+      }
+      return r.added;
     } catch {
-      return false;
+      return -1;
     }
   }
 
-  async syncAll(): Promise<void> {
+  /** Sync with every active member; true when something new arrived. */
+  async syncAll(): Promise<boolean> {
     const peers = activeMembers(this.state()).filter((p) => p !== this.id);
-    await Promise.all(peers.map((p) => this.syncWith(p)));
+    const added = await Promise.all(peers.map((p) => this.syncWith(p)));
     if (this.#dirty) await this.#save();
+    return added.some((n) => n > 0);
   }
 
   // ------------------------------------------------------------------------------------------- data
 
   /** Back up a tree: blocks land here, the snapshot is published, and its blocks are pushed to their keepers. */
-  async backup(source: SourceTree, options: { progress?: Progress; protect?: boolean; signal?: AbortSignal } = {}): Promise<BoxBackupResult> {
+  /**
+   * Back up a tree. `protect`: 'background' (default) records the push and lets the keeper do it; 'wait' pushes
+   * before returning; 'none' leaves the blocks for the keepers to pull.
+   */
+  async backup(source: SourceTree, options: { progress?: Progress; protect?: 'background' | 'wait' | 'none'; signal?: AbortSignal } = {}): Promise<BoxBackupResult> {
     this.#requireMember();
     const head = this.state().heads.get(this.id);
     const parent = head ? parseCid(head.root) : null;
@@ -300,7 +327,10 @@ export class Box {
       chunks: s.chunks,
     });
     await this.#save();
-    if (options.protect !== false) await this.#keeper.protect(result.cid.toString());
+    const protect = options.protect ?? 'background';
+    if (protect === 'wait') await this.#keeper.protect(result.cid.toString());
+    else if (protect === 'background') await this.#keeper.schedulePush(result.cid.toString());
+    else this.#keeper.poke();
     return { cid: result.cid, root: result.cid.toString(), parent: result.snapshot.parent?.toString() ?? null, stats: result.stats, warnings: result.warnings };
   }
 

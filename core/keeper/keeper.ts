@@ -65,8 +65,10 @@ export interface KeeperOptions {
   client: BlockClient;
   /** Quarantine a block (set it aside, no longer served); the default deletes it. */
   quarantine?: (cid: CID) => Promise<void>;
-  /** Between keeper rounds (default 5 s). */
+  /** Between keeper rounds while there is work (default 5 s). */
   tickMs?: number;
+  /** Idle rounds back off, doubling up to this (default 60 s). */
+  idleTickMs?: number;
   /** How long pulls of a new snapshot wait for its reachable author's push (default 60 s). */
   pushGraceMs?: number;
   /** How long a block must stay unreferenced before it is collected (default 1 h). */
@@ -123,6 +125,11 @@ export class Keeper {
   #stopped = true;
   #foreground = 0;
   #rounds = 0;
+  /** Signature of what the last complete replication round saw; equal signature and nothing pending = skip. */
+  #settled = '';
+  #nextGcAt = Infinity;
+  #interval = 0;
+  #idle = false;
 
   constructor(options: KeeperOptions) {
     this.#o = options;
@@ -158,7 +165,11 @@ export class Keeper {
     this.#timer?.();
     this.#timer = this.#o.clock.setTimer(ms, () => {
       this.#timer = null;
-      void this.round().finally(() => this.#schedule(this.#o.tickMs ?? 5_000));
+      void this.round().finally(() => {
+        const tick = this.#o.tickMs ?? 5_000;
+        this.#interval = this.#idle ? Math.min(Math.max(this.#interval, tick) * 2, Math.max(this.#o.idleTickMs ?? 60_000, tick)) : tick;
+        this.#schedule(this.#interval);
+      });
     });
   }
 
@@ -170,6 +181,13 @@ export class Keeper {
     } finally {
       this.#foreground--;
     }
+  }
+
+  /** Something changed (new state, a backup): run a round soon instead of after an idle back-off. */
+  poke(): void {
+    if (this.#stopped || this.#running) return;
+    this.#interval = 0;
+    this.#schedule(0);
   }
 
   /** Run one keeper round now (rounds never overlap). */
@@ -365,10 +383,23 @@ export class Keeper {
     const state = this.state();
     if (!state.members.has(this.id) || state.members.get(this.id)!.status !== 'active') return;
     await this.#liveness(state);
-    const indexes = await this.indexAll();
     await this.#resumePushes();
-    await this.#replicate(indexes);
+    const sig = this.#signature();
+    const gcDue = this.#o.clock.now() >= this.#nextGcAt;
+    this.#idle = sig === this.#settled && !gcDue && this.#downSince.size === 0;
+    if (sig === this.#settled && !gcDue) return; // nothing changed since a round that left nothing to do
+    const indexes = await this.indexAll();
+    const clean = await this.#replicate(indexes);
     await this.#collect(indexes);
+    this.#settled = clean ? this.#signature() : '';
+  }
+
+  /** What replication depends on: members and their status, the catalog, config, reachability, our holdings. */
+  #signature(): string {
+    const s = this.state();
+    const members = [...s.members.values()].map((m) => `${m.id}:${m.status}:${m.capacity}:${m.region ?? ''}`).sort().join(',');
+    const reach = this.#peers(s).filter((p) => this.reachable(p)).join(',');
+    return `${members}|${s.catalog.size}|${s.config.replication.target}|${reach}|${this.#o.blocks.version}|${this.#foreground}`;
   }
 
   async #liveness(state: ReserveState): Promise<void> {
@@ -412,7 +443,8 @@ export class Keeper {
     }
   }
 
-  async #replicate(indexes: SnapshotIndex[]): Promise<void> {
+  /** Pull missing chunks, drop confirmed surplus. True when nothing was left undone. */
+  async #replicate(indexes: SnapshotIndex[]): Promise<boolean> {
     const state = this.state();
     const placement = this.placement();
     const blocks = this.#o.blocks;
@@ -421,6 +453,7 @@ export class Keeper {
     const missing: CID[] = [];
     const surplus: CID[] = [];
     const seen = new Set<string>();
+    let deferred = false;
     for (const idx of indexes) {
       const rec = state.catalog.get(idx.root);
       const young = rec !== undefined && rec.author !== this.id && now - rec.time < pushGrace && this.reachable(rec.author);
@@ -431,12 +464,14 @@ export class Keeper {
         const mine = placement.place(c.multihash.digest).includes(this.id);
         if (mine && !blocks.holds(key)) {
           if (!young) missing.push(c);
+          else deferred = true;
         } else if (!mine && blocks.holds(key)) surplus.push(c);
       }
     }
     // Pull what placement gives this Box.
     let pulled = 0;
     let bytes = 0;
+    let failed = 0;
     const concurrency = this.#foreground > 0 ? 1 : (this.#o.repairConcurrency ?? 8);
     await mapLimit(missing, concurrency, async (cid) => {
       if (this.#stopped) return;
@@ -446,15 +481,17 @@ export class Keeper {
         pulled++;
         bytes += got.bytes.length;
       } catch {
-        // no holder answered this round; the next round tries again
+        failed++; // no holder answered this round; the next round tries again
       }
     });
     if (pulled > 0) this.#o.onNotice?.({ type: 'repaired', blocks: pulled, bytes });
     // Let go of what placement no longer gives this Box, once every placement Box confirms its copy.
-    if (surplus.length > 0) await this.#dropConfirmed(surplus);
+    const kept = surplus.length > 0 ? await this.#dropConfirmed(surplus) : 0;
+    return failed === 0 && kept === 0 && !deferred && indexes.length === state.catalog.size;
   }
 
-  async #dropConfirmed(surplus: CID[]): Promise<void> {
+  /** Drop surplus chunks every placement Box confirms; returns how many had to be kept for now. */
+  async #dropConfirmed(surplus: CID[]): Promise<number> {
     const placement = this.placement();
     const byPeer = new Map<BoxId, CID[]>();
     for (const c of surplus) for (const p of placement.place(c.multihash.digest)) (byPeer.get(p) ?? byPeer.set(p, []).get(p)!).push(c);
@@ -478,10 +515,14 @@ export class Keeper {
       dropped++;
     }
     if (dropped > 0) this.#o.onNotice?.({ type: 'dropped', blocks: dropped });
+    return surplus.length - dropped;
   }
 
   async #collect(indexes: SnapshotIndex[]): Promise<void> {
-    if (this.#foreground > 0) return;
+    if (this.#foreground > 0) {
+      this.#nextGcAt = this.#o.clock.now();
+      return;
+    }
     const referenced = new Set<string>();
     for (const idx of indexes) {
       for (const c of idx.manifest) referenced.add(c.toString());
@@ -492,15 +533,19 @@ export class Keeper {
     const now = this.#o.clock.now();
     const grace = this.#o.gcGraceMs ?? 60 * 60 * 1000;
     const doomed: string[] = [];
+    let next = Infinity;
     for (const key of this.#o.blocks.heldKeys()) {
       if (referenced.has(key)) {
         this.#unreferencedSince.delete(key);
         continue;
       }
-      const since = this.#unreferencedSince.get(key);
-      if (since === undefined) this.#unreferencedSince.set(key, now);
-      else if (now - since >= grace) doomed.push(key);
+      let since = this.#unreferencedSince.get(key);
+      if (since === undefined) this.#unreferencedSince.set(key, (since = now));
+      if (now - since >= grace) doomed.push(key);
+      else next = Math.min(next, since + grace);
     }
+    for (const key of [...this.#unreferencedSince.keys()]) if (!this.#o.blocks.holds(key)) this.#unreferencedSince.delete(key);
+    this.#nextGcAt = next;
     for (const key of doomed) {
       await this.#o.blocks.delete(parseCid(key));
       this.#unreferencedSince.delete(key);
@@ -510,7 +555,17 @@ export class Keeper {
 
   // ------------------------------------------------------------------------------------------- push
 
-  /** Push a new snapshot: manifests to every member, chunks to their placement Boxes. Resumable. */
+  /**
+   * Record that a new snapshot must be pushed (manifests to every member, chunks to their placement Boxes) and
+   * start a round to do it. The record stays in the KvStore until every peer has its share, so a crash or
+   * restart resumes the push rather than starting over.
+   */
+  async schedulePush(root: string): Promise<void> {
+    await this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
+    this.poke();
+  }
+
+  /** Push now and report the snapshot's protection. */
   async protect(root: string): Promise<Protection> {
     await this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
     await this.#push(root);

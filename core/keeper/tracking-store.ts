@@ -10,6 +10,8 @@ export class TrackingBlockstore implements Blockstore {
   readonly inner: Blockstore;
   readonly #held = new Set<string>();
   #loaded = false;
+  /** Bumped on every change to the held set (lets callers skip work when nothing changed). */
+  version = 0;
 
   constructor(inner: Blockstore) {
     this.inner = inner;
@@ -37,12 +39,14 @@ export class TrackingBlockstore implements Blockstore {
   async put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<CID> {
     const r = await this.inner.put(cid, bytes, options);
     this.#held.add(cid.toString());
+    this.version++;
     return r;
   }
 
   async *putMany(source: Iterable<Pair> | AsyncIterable<Pair>, options?: AbortOptions): AsyncIterable<CID> {
     for await (const cid of this.inner.putMany(source, options)) {
       this.#held.add(cid.toString());
+      this.version++;
       yield cid;
     }
   }
@@ -59,11 +63,13 @@ export class TrackingBlockstore implements Blockstore {
   async delete(cid: CID, options?: AbortOptions): Promise<void> {
     await this.inner.delete(cid, options);
     this.#held.delete(cid.toString());
+    this.version++;
   }
 
   /** Forget a block the caller removed from the inner store by other means (e.g. quarantine). */
   forget(cid: CID): void {
     this.#held.delete(cid.toString());
+    this.version++;
   }
 
   keys(options?: AbortOptions): AsyncIterable<CID> {

@@ -7,10 +7,12 @@
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../../core/chunker/fastcdc.ts';
 import { Box, type BoxTiming } from '../../core/box/box.ts';
 import type { KeeperNotice } from '../../core/keeper/keeper.ts';
-import type { BoxId } from '../../core/net.ts';
+import type { BoxId, Network } from '../../core/net.ts';
 import { compileView } from '../../core/placement/place.ts';
 import { inlineChunking } from '../../core/snapshot/inline.ts';
 import { parseCid } from '../../core/blocks/cid.ts';
+import type { CID } from 'multiformats/cid';
+import { decodeChunkList, decodeDir, decodeSnapshot } from '../../core/snapshot/model.ts';
 import { createReserveSecret, signerFromSeed, unsealerFromSeed } from '../../core/state/crypto.ts';
 import { toPlacementView } from '../../core/state/reducer.ts';
 import { createYjsBackend } from '../../adapters/crdt/yjs.ts';
@@ -31,9 +33,41 @@ export interface ReserveInit {
   region?: string;
   timing: BoxTiming;
   chunker: ChunkerParams;
+  /** Shared by every Box of the run: what each Box reported, in order (survives crashes and bricks). */
+  notices: Array<{ box: BoxId; at: number; notice: Notice }>;
 }
 
 export type Notice = KeeperNotice | { type: string; [k: string]: unknown };
+
+/** Traffic by protocol, summed over every Box (for scenario reports: what moved, and why). */
+export const traffic = new Map<string, { requests: number; sent: number; received: number }>();
+
+function counting(net: Network): Network {
+  const bump = (key: string, sent: number, received: number, n = 1) => {
+    const t = traffic.get(key) ?? { requests: 0, sent: 0, received: 0 };
+    t.requests += n;
+    t.sent += sent;
+    t.received += received;
+    traffic.set(key, t);
+  };
+  return {
+    get self() {
+      return net.self;
+    },
+    publish(topic, data) {
+      bump(`gossip ${topic}`, data.length, 0);
+      net.publish(topic, data);
+    },
+    subscribe: (topic, handler) => net.subscribe(topic, handler),
+    async request(to, protocol, data, options) {
+      const res = await net.request(to, protocol, data, options);
+      bump(protocol, data.length, res.length);
+      return res;
+    },
+    handle: (protocol, handler) => net.handle(protocol, handler),
+    peers: () => net.peers(),
+  };
+}
 
 /** The simulator's behaviour for a Box: the production Box over the simulated ports. */
 export class SimReserveBox {
@@ -49,7 +83,7 @@ export class SimReserveBox {
       unsealer: unsealerFromSeed(init.keySeed.map((b) => b ^ 0x5a)),
       clock: ports.clock,
       random: ports.random,
-      network: ports.network,
+      network: counting(ports.network),
       blocks: ports.blocks,
       kv: ports.kv,
       backend: createYjsBackend,
@@ -63,6 +97,7 @@ export class SimReserveBox {
       timing: init.timing,
       onNotice: (n) => {
         this.notices.push(n as Notice);
+        init.notices.push({ box: ports.id, at: ports.clock.now(), notice: n as Notice });
         ports.log.debug(`notice ${n.type}`);
       },
     });
@@ -102,6 +137,7 @@ export class ReserveSim {
   readonly reserveId: string;
   readonly secret: Uint8Array;
   readonly #rng: SimRandom;
+  readonly notices: ReserveInit['notices'] = [];
   #n = 0;
 
   constructor(
@@ -132,6 +168,7 @@ export class ReserveSim {
         region: opts.region ?? o.regions?.[i % o.regions.length],
         timing: { ...SIM_TIMING, ...o.timing },
         chunker: o.chunker ?? SIM_CHUNKER,
+        notices: this.notices,
       },
     });
     return id;
@@ -212,6 +249,56 @@ export class ReserveSim {
     return out;
   }
 
+  readonly #chunkCache = new Map<string, string[]>();
+
+  /**
+   * The chunks of a snapshot, read straight from the simulated disks (ground truth: any intact copy of each
+   * manifest block on any disk that still exists). Never does simulated I/O, so checkers may call it between
+   * steps. Null when some manifest block has no intact copy anywhere.
+   */
+  chunksOf(root: string): string[] | null {
+    const cached = this.#chunkCache.get(root);
+    if (cached) return cached;
+    const disks = this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed').map((b) => b.blocks);
+    const read = (cid: CID): Uint8Array | null => {
+      for (const d of disks) if (d.intact(cid)) return d.peek(cid)!;
+      return null;
+    };
+    const chunks = new Set<string>();
+    const snapBytes = read(parseCid(root));
+    if (!snapBytes) return null;
+    const dirs = [decodeSnapshot(snapBytes).tree];
+    while (dirs.length) {
+      const bytes = read(dirs.pop()!);
+      if (!bytes) return null;
+      const node = decodeDir(bytes);
+      const pages = node.e ? [node] : [];
+      for (const p of node.p ?? []) {
+        const b = read(p);
+        if (!b) return null;
+        pages.push(decodeDir(b));
+      }
+      for (const page of pages)
+        for (const e of page.e ?? []) {
+          if (e.k === 'd') dirs.push(e.d!);
+          else if (e.k === 'f') {
+            for (const c of e.c ?? []) chunks.add(c.toString());
+            const lists = e.cl ? [e.cl] : [];
+            while (lists.length) {
+              const b = read(lists.pop()!);
+              if (!b) return null;
+              const l = decodeChunkList(b);
+              for (const c of l.c ?? []) chunks.add(c.toString());
+              lists.push(...(l.l ?? []));
+            }
+          }
+        }
+    }
+    const out = [...chunks];
+    this.#chunkCache.set(root, out);
+    return out;
+  }
+
   /** Chunks (of indexed snapshots) with fewer than `rf` intact copies on active members' disks. */
   async underReplicated(): Promise<{ chunks: number; below: number; lost: number; minCopies: number }> {
     const boxes = this.upBoxes();
@@ -227,10 +314,15 @@ export class ReserveSim {
     let lost = 0;
     let minCopies = Infinity;
     for (const rec of state.catalog.values()) {
-      const idx = await b0.keeper.index(rec.root, rec.author);
-      for (const c of idx.chunks) {
+      const list = this.chunksOf(rec.root);
+      if (!list) {
+        lost++;
+        below++;
+        continue;
+      }
+      for (const c of list) {
         chunks++;
-        const n = (holders.get(c.toString()) ?? []).filter((h) => active.has(h)).length;
+        const n = (holders.get(c) ?? []).filter((h) => active.has(h)).length;
         minCopies = Math.min(minCopies, n);
         if (n === 0) lost++;
         if (n < placer.replicas) below++;
@@ -258,7 +350,7 @@ export class ReserveSim {
 
   /** Back up a tree on a Box; returns the snapshot root. */
   async backup(on: BoxId, tree: MemNode): Promise<string> {
-    const r = await this.cluster.settle(this.box(on).backup(new MemSourceTree(tree), { protect: false }), { maxMs: 3_600_000, what: 'backup' });
+    const r = await this.cluster.settle(this.box(on).backup(new MemSourceTree(tree)), { maxMs: 3_600_000, what: 'backup' });
     return r.root;
   }
 }

@@ -1,0 +1,529 @@
+/**
+ * Named, composable resilience scenarios over the production Box in the simulator. Each runs a safety phase
+ * (work plus faults, checkers after every step), heals, then a liveness phase with a stated bound. The same seed
+ * replays the same run exactly (see simulations/sim/runner.ts for the replay line and exit codes).
+ *
+ *   flood             4 Boxes RF 3; the home Box is bricked; a factory-new Box joins with an invite and restores
+ *   add-box           a Box joins a settled reserve: it receives its share, the others drop theirs after it confirms
+ *   remove-box        a Box leaves gracefully: it drains its blocks to their new keepers first
+ *   bitrot            random bytes flipped on random Boxes: one integrity sweep finds and repairs every block
+ *   partition         two halves back up independently, then heal: everything converges and is protected
+ *   churn             Boxes crash and restart while backups run
+ *   crash-mid-backup  the author crashes in the middle of a backup; older snapshots stay restorable, the next
+ *                     backup succeeds, leftovers are collected
+ *   swarm             faults and their rates drawn from the seed (some kinds off entirely), VOPR style
+ */
+import { RAW_CODE } from '../../core/blocks/cid.ts';
+import { InvalidInputError } from '../../core/errors.ts';
+import type { BoxId } from '../../core/net.ts';
+import { option, type Checker, type Overrides, type RunContext, type Scenario } from '../sim/runner.ts';
+import { FaultInjector, swarmOptions, type SwarmOptions } from '../sim/faults.ts';
+import type { SimRandom } from '../sim/rng.ts';
+import { ReserveSim } from './harness.ts';
+import { MemSourceTree, generateTree, mutateTree, type MemNode } from './memtree.ts';
+
+export interface ReserveOptions {
+  boxes: number;
+  rf: number;
+  minimum: number;
+  /** Files in the first backup (a chunk is ~4 KiB in the simulator; mean file 12 KiB gives ~3 chunks per file). */
+  files: number;
+  meanBytes: number;
+}
+
+export interface ReserveState {
+  sim: ReserveSim;
+  /** Snapshot root -> the tree it was taken of. */
+  originals: Map<string, MemNode>;
+  /** The tree each Box backs up (its "home"). */
+  homes: Map<BoxId, MemNode>;
+  /** Snapshots that reached the minimum replication factor at some check. */
+  protectedRoots: Set<string>;
+  /** Boxes lost for good (bricked or removed suddenly). */
+  lost: BoxId[];
+  restoreProblems: string[] | null;
+  restoredOn?: BoxId;
+  notes: string[];
+  /** Chunk copies per root at the start of a membership change (add/remove), for the no-dip check. */
+  baseline?: Map<string, number>;
+  injector?: FaultInjector<any, any>;
+  rotted?: Array<{ box: BoxId; cid: string }>;
+  swarm?: SwarmOptions;
+  bytesAtStart?: number;
+}
+
+function baseOptions(rng: SimRandom, o: Overrides, defaults: Partial<ReserveOptions> = {}): ReserveOptions {
+  const boxes = option(o, 'boxes', defaults.boxes ?? 4);
+  const rf = option(o, 'rf', defaults.rf ?? 3);
+  const minimum = option(o, 'minimum', defaults.minimum ?? Math.min(2, rf));
+  const files = option(o, 'files', defaults.files ?? 60 + rng.int(120));
+  const meanBytes = option(o, 'meanBytes', defaults.meanBytes ?? 12_000);
+  if (!(boxes >= 1 && boxes <= 64)) throw new InvalidInputError(`--boxes must be 1-64, got ${boxes}`);
+  if (!(rf >= 1 && rf <= boxes)) throw new InvalidInputError(`--rf must be between 1 and --boxes (${boxes}), got ${rf}`);
+  if (!(minimum >= 1 && minimum <= rf)) throw new InvalidInputError(`--minimum must be between 1 and --rf (${rf}), got ${minimum}`);
+  if (!(files >= 1 && files <= 200_000)) throw new InvalidInputError(`--files must be 1-200000, got ${files}`);
+  return { boxes, rf, minimum, files, meanBytes };
+}
+
+async function setupReserve(ctx: RunContext<ReserveOptions>, backupOn = 1): Promise<ReserveState> {
+  const o = ctx.options;
+  const sim = new ReserveSim(ctx.world, { boxes: o.boxes, rf: o.rf, minimum: o.minimum });
+  const ids = await sim.found();
+  const state: ReserveState = { sim, originals: new Map(), homes: new Map(), protectedRoots: new Set(), lost: [], restoreProblems: null, notes: [] };
+  for (const id of ids.slice(0, backupOn)) {
+    const tree = generateTree(ctx.rng.fork(`home/${id}`), { files: o.files, meanBytes: o.meanBytes });
+    state.homes.set(id, tree);
+    await backupHome(state, id);
+  }
+  await settleReplication(state, 1_800_000);
+  return state;
+}
+
+/** Back up Box `id`'s home tree (a snapshot of its current contents) and remember what it held. */
+async function backupHome(state: ReserveState, id: BoxId): Promise<string | null> {
+  const tree = state.homes.get(id);
+  if (!tree) return null;
+  const frozen = cloneTree(tree);
+  const root = await state.sim.backup(id, frozen);
+  state.originals.set(root, frozen);
+  return root;
+}
+
+function cloneTree(n: MemNode): MemNode {
+  if (n.kind === 'dir') return { ...n, children: new Map([...n.children].map(([k, v]) => [k, { name: v.name, node: cloneTree(v.node) }])) };
+  return { ...n };
+}
+
+async function settleReplication(state: ReserveState, maxMs: number): Promise<void> {
+  const sim = state.sim;
+  let ok = false;
+  const poll = async () => {
+    const u = await sim.underReplicated();
+    ok = u.below === 0 && sim.converged();
+  };
+  await poll();
+  for (let t = 0; !ok && t < maxMs; t += 30_000) {
+    await sim.cluster.runFor(30_000);
+    await poll();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ checkers
+
+/** Protected snapshots keep a copy of every chunk while at most RF-1 Boxes are lost at once. */
+const noLoss: Checker<ReserveOptions, ReserveState> = {
+  name: 'no-protected-snapshot-lost',
+  kind: 'safety',
+  async check(state, ctx) {
+    const sim = state.sim;
+    const copies = allCopies(state);
+    const problems: string[] = [];
+    for (const root of state.originals.keys()) {
+      const chunks = sim.chunksOf(root);
+      if (!chunks) {
+        if (state.protectedRoots.has(root) && state.lost.length < ctx.options.rf) problems.push(`protected snapshot ${root.slice(-8)} lost a manifest block`);
+        continue;
+      }
+      let min = Infinity;
+      for (const c of chunks) min = Math.min(min, copies.get(c) ?? 0);
+      if (min >= ctx.options.minimum) state.protectedRoots.add(root);
+      if (state.protectedRoots.has(root) && min === 0 && state.lost.length < ctx.options.rf) {
+        problems.push(`protected snapshot ${root.slice(-8)} lost a chunk with only ${state.lost.length} Box(es) lost (rf ${ctx.options.rf})`);
+      }
+    }
+    return problems;
+  },
+};
+
+/** Intact copies per chunk (raw blocks; manifests belong on every Box) on every disk that still exists. */
+function allCopies(state: ReserveState): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const b of state.sim.cluster.all()) {
+    if (b.state === 'bricked' || b.state === 'removed') continue;
+    for (const cid of b.blocks.cids()) if (cid.code === RAW_CODE && b.blocks.intact(cid)) out.set(cid.toString(), (out.get(cid.toString()) ?? 0) + 1);
+  }
+  return out;
+}
+
+const converged: Checker<ReserveOptions, ReserveState> = {
+  name: 'state-converged',
+  kind: 'liveness',
+  check(state) {
+    return state.sim.converged() ? undefined : 'running Boxes disagree on members, config or catalog';
+  },
+};
+
+const samePlacement: Checker<ReserveOptions, ReserveState> = {
+  name: 'same-placement',
+  kind: 'safety',
+  check(state) {
+    const boxes = state.sim.upBoxes();
+    const groups = new Map<string, string>();
+    for (const b of boxes) {
+      const s = b.state();
+      const sig = JSON.stringify([[...s.members.values()].map((m) => [m.id, m.status, m.capacity]).sort(), s.config.replication]);
+      const probe = b.keeper.placement().place(new Uint8Array(32).fill(7)).join(',');
+      const seen = groups.get(sig);
+      if (seen !== undefined && seen !== probe) return `two Boxes with the same state place a chunk differently (${seen} vs ${probe})`;
+      groups.set(sig, probe);
+    }
+  },
+};
+
+const fullyReplicated: Checker<ReserveOptions, ReserveState> = {
+  name: 'fully-replicated',
+  kind: 'liveness',
+  async check(state) {
+    const u = await state.sim.underReplicated();
+    if (u.below > 0) return `${u.below} of ${u.chunks} chunks below the target replication factor (${u.lost} with no copy)`;
+  },
+};
+
+/** Every snapshot restores byte-identical on a running Box (the new one, when there is one). */
+const restorable: Checker<ReserveOptions, ReserveState> = {
+  name: 'every-snapshot-restores',
+  kind: 'liveness',
+  async check(state) {
+    const sim = state.sim;
+    // Restoring everything is the expensive check: only once the cheap ones pass.
+    if (!sim.converged() || (await sim.underReplicated()).below > 0) return 'waiting for convergence and replication';
+    const on = state.restoredOn && sim.cluster.box(state.restoredOn).state === 'up' ? state.restoredOn : sim.upBoxes()[0]?.id;
+    if (!on) return 'no running Box';
+    const problems = await sim.restoreAll(on, state.originals);
+    state.restoreProblems = problems;
+    return problems;
+  },
+};
+
+const noCopyDip: Checker<ReserveOptions, ReserveState> = {
+  name: 'no-chunk-below-its-copies-before-the-change',
+  kind: 'safety',
+  check(state) {
+    if (!state.baseline) return;
+    const now = allCopies(state);
+    const problems: string[] = [];
+    for (const [cid, before] of state.baseline) {
+      const n = now.get(cid) ?? 0;
+      if (n < before) problems.push(`chunk ${cid.slice(-8)} had ${before} copies before the change and has ${n}`);
+      if (problems.length > 5) break;
+    }
+    return problems;
+  },
+};
+
+const LIVENESS = [converged, fullyReplicated, restorable];
+const SAFETY = [noLoss, samePlacement];
+
+function metrics(state: ReserveState, ctx: RunContext<ReserveOptions>): Record<string, unknown> {
+  const stats = ctx.world.net.stats();
+  return {
+    snapshots: state.originals.size,
+    lostBoxes: state.lost.length,
+    bytesMoved: stats.total.bytes,
+    messages: stats.total.delivered,
+    restoreProblems: state.restoreProblems,
+    events: state.sim.notices.map((n) => n.notice.type).reduce<Record<string, number>>((acc, t) => ((acc[t] = (acc[t] ?? 0) + 1), acc), {}),
+    notes: state.notes,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ scenarios
+
+type S = Scenario<ReserveOptions, ReserveState>;
+
+const GRACE_MS = 3_600_000;
+
+export const flood: S = {
+  name: 'flood',
+  description: 'the home Box is bricked; a factory-new Box joins with an invite and restores everything',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 3 }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 3,
+  async step(state, ctx) {
+    const sim = state.sim;
+    const home = [...state.homes.keys()][0];
+    if (ctx.step === 0) {
+      sim.cluster.brick(home);
+      state.lost.push(home);
+      state.notes.push(`bricked ${home.slice(-6)} (the home Box)`);
+      await sim.cluster.runFor(10 * 60_000);
+    } else if (ctx.step === 1) {
+      await sim.cluster.runFor(GRACE_MS + 10 * 60_000); // the grace period passes; the Box is declared dead
+    } else {
+      const survivor = sim.upBoxes()[0].id;
+      const fresh = sim.addBox(sim.invite(survivor));
+      state.restoredOn = fresh;
+      state.notes.push(`factory-new Box ${fresh.slice(-6)} joined with an invite from ${survivor.slice(-6)}`);
+      await sim.cluster.runUntil(() => sim.converged() && sim.activeIds().includes(fresh), { maxMs: 600_000 });
+    }
+  },
+  async heal() {},
+  livenessBoundMs: () => 6 * 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS],
+  metrics,
+};
+
+export const addBox: S = {
+  name: 'add-box',
+  description: 'a Box joins a settled reserve; the others hand over its share and drop theirs once it confirms',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 3, rf: 2 }),
+  async setup(ctx) {
+    const state = await setupReserve(ctx, 1);
+    state.baseline = allCopies(state);
+    return state;
+  },
+  steps: () => 4,
+  async step(state, ctx) {
+    const sim = state.sim;
+    if (ctx.step === 0) {
+      const fresh = sim.addBox(sim.invite(sim.upBoxes()[0].id));
+      state.notes.push(`added ${fresh.slice(-6)}`);
+      state.bytesAtStart = ctx.world.net.stats().total.bytes;
+    }
+    await sim.cluster.runFor(5 * 60_000);
+    // The no-dip rule is about copies on Boxes that stay: a chunk may lose its surplus copy only after the new
+    // holder confirmed, so compare against min(before, rf).
+    if (state.baseline) for (const [k, v] of state.baseline) state.baseline.set(k, Math.min(v, ctx.options.rf));
+  },
+  async heal() {},
+  livenessBoundMs: () => 3_600_000,
+  checkers: [...SAFETY, noCopyDip, ...LIVENESS, {
+    name: 'surplus-dropped',
+    kind: 'liveness',
+    check(state, ctx) {
+      const over = [...allCopies(state).values()].filter((n) => n > ctx.options.rf).length;
+      if (over > 0) return `${over} chunks still have more than rf copies`;
+    },
+  }],
+  metrics,
+};
+
+export const removeBox: S = {
+  name: 'remove-box',
+  description: 'a Box leaves gracefully: it drains its blocks to their new keepers before it goes',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2 }),
+  async setup(ctx) {
+    const state = await setupReserve(ctx, 1);
+    state.baseline = allCopies(state);
+    return state;
+  },
+  steps: () => 2,
+  async step(state, ctx) {
+    const sim = state.sim;
+    if (ctx.step === 0) {
+      const leaving = sim.upBoxes()[sim.upBoxes().length - 1];
+      state.notes.push(`${leaving.id.slice(-6)} leaves gracefully`);
+      const moved = await sim.cluster.settle(leaving.leave(), { maxMs: 3_600_000, what: 'drain' });
+      state.notes.push(`drained ${moved.blocks} blocks (${moved.bytes} bytes)`);
+      // Its copies no longer count: compare the others against what they had plus what was handed to them.
+      state.baseline = undefined;
+      await sim.cluster.runFor(60_000);
+      await sim.cluster.remove(leaving.id, { graceful: true });
+    } else await sim.cluster.runFor(10 * 60_000);
+  },
+  async heal() {},
+  livenessBoundMs: () => 3_600_000,
+  checkers: [...SAFETY, noCopyDip, ...LIVENESS],
+  metrics,
+};
+
+export const bitrot: S = {
+  name: 'bitrot',
+  description: 'random bytes flipped in random blocks on random Boxes; one sweep finds and repairs every one',
+  options: (rng, o) => ({ ...baseOptions(rng, o, { boxes: 4, rf: 3 }) }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 2,
+  async step(state, ctx) {
+    const sim = state.sim;
+    if (ctx.step === 0) {
+      state.rotted = [];
+      // Rot some blocks on each Box, never every copy of one chunk (that would be an unresolvable conflict).
+      const hit = new Map<string, number>();
+      for (const b of sim.cluster.all().filter((x) => x.state === 'up')) {
+        const reports = b.blocks.rot(1 + ctx.rng.int(5), 1 + ctx.rng.int(3), ctx.rng.fork(`rot/${b.id}`), (cid) => (hit.get(cid.toString()) ?? 0) < ctx.options.rf - 1);
+        for (const r of reports) {
+          hit.set(r.cid.toString(), (hit.get(r.cid.toString()) ?? 0) + 1);
+          state.rotted.push({ box: b.id, cid: r.cid.toString() });
+        }
+      }
+      state.notes.push(`rotted ${state.rotted.length} blocks`);
+      await sim.cluster.settle(Promise.all(sim.upBoxes().map((b) => b.integrity.sweep())), { maxMs: 3_600_000, what: 'sweeps' });
+    } else await sim.cluster.runFor(5 * 60_000);
+  },
+  async heal() {},
+  livenessBoundMs: () => 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS, {
+    name: 'every-rotted-block-repaired',
+    kind: 'liveness',
+    check(state) {
+      const bad = state.sim.cluster.all().filter((b) => b.state === 'up').flatMap((b) => b.blocks.corrupted().map((c) => `${b.id.slice(-6)}:${c.toString().slice(-8)}`));
+      if (bad.length) return `corrupt blocks remain: ${bad.slice(0, 5).join(', ')}`;
+    },
+  }],
+  metrics,
+};
+
+export const partition: S = {
+  name: 'partition',
+  description: 'two halves back up independently, then heal: everything converges and is protected',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2, minimum: 1 }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 3,
+  async step(state, ctx) {
+    const sim = state.sim;
+    const ids = sim.upBoxes().map((b) => b.id).sort();
+    if (ctx.step === 0) {
+      const half = Math.floor(ids.length / 2);
+      ctx.world.net.partition([ids.slice(0, half), ids.slice(half)]);
+      state.notes.push('partitioned into halves');
+      await sim.cluster.runFor(60_000);
+    } else if (ctx.step === 1) {
+      for (const id of [ids[0], ids[ids.length - 1]]) {
+        const tree = state.homes.get(id) ?? generateTree(ctx.rng.fork(`home/${id}`), { files: Math.ceil(ctx.options.files / 3), meanBytes: ctx.options.meanBytes });
+        state.homes.set(id, mutateTree(ctx.rng.fork(`edit/${id}`), tree, 0.3));
+        await backupHome(state, id);
+      }
+      await sim.cluster.runFor(10 * 60_000);
+    } else await sim.cluster.runFor(10 * 60_000);
+  },
+  async heal(state, ctx) {
+    ctx.world.net.heal();
+    state.notes.push('healed');
+  },
+  livenessBoundMs: () => 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS],
+  metrics,
+};
+
+export const churn: S = {
+  name: 'churn',
+  description: 'Boxes crash and restart (at most rf-1 down at once) while backups run',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 5, rf: 3 }),
+  setup: (ctx) => setupReserve(ctx, 2),
+  steps: () => 12,
+  async step(state, ctx) {
+    const sim = state.sim;
+    const cluster = sim.cluster;
+    const down = cluster.all().filter((b) => b.state === 'down');
+    if (down.length && ctx.rng.chance(0.5)) cluster.restart(down[ctx.rng.int(down.length)].id);
+    const up = cluster.all().filter((b) => b.state === 'up' && b.started);
+    if (down.length < ctx.options.rf - 1 && up.length > 1 && ctx.rng.chance(0.5)) cluster.crash(up[ctx.rng.int(up.length)].id);
+    if (ctx.rng.chance(0.4)) {
+      const author = [...state.homes.keys()].find((id) => cluster.box(id).state === 'up' && cluster.box(id).started);
+      if (author) {
+        mutateTree(ctx.rng.fork(`edit/${ctx.step}`), state.homes.get(author)!, 0.2);
+        await backupHome(state, author);
+      }
+    }
+    await cluster.runFor(2 * 60_000);
+  },
+  async heal(state) {
+    for (const b of state.sim.cluster.all()) if (b.state === 'down') state.sim.cluster.restart(b.id);
+  },
+  livenessBoundMs: () => 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS],
+  metrics,
+};
+
+export const crashMidBackup: S = {
+  name: 'crash-mid-backup',
+  description: 'the author crashes in the middle of a backup; older snapshots stay restorable, the next backup succeeds',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 3, rf: 2 }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 3,
+  async step(state, ctx) {
+    const sim = state.sim;
+    const home = [...state.homes.keys()][0];
+    if (ctx.step === 0) {
+      mutateTree(ctx.rng.fork('edit'), state.homes.get(home)!, 0.5);
+      const box = sim.box(home);
+      void box.backup(new MemSourceTree(cloneTree(state.homes.get(home)!))).catch(() => undefined);
+      await sim.cluster.runFor(ctx.rng.int(50)); // part-way
+      sim.cluster.crash(home);
+      state.notes.push('crashed the author mid-backup');
+      await sim.cluster.runFor(60_000);
+    } else if (ctx.step === 1) {
+      sim.cluster.restart(home);
+      await sim.cluster.runUntil(() => sim.cluster.box(home).started, { maxMs: 60_000 });
+      await backupHome(state, home);
+      state.notes.push('backed up again after the restart');
+    } else await sim.cluster.runFor(10 * 60_000);
+  },
+  async heal() {},
+  livenessBoundMs: () => 3 * 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS],
+  metrics,
+};
+
+export const swarm: S = {
+  name: 'swarm',
+  description: 'faults and their rates drawn from the seed, some kinds switched off entirely (VOPR style)',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 3 + rng.int(3), rf: 2 + rng.int(2), files: 40 + rng.int(60) }),
+  async setup(ctx) {
+    const state = await setupReserve(ctx, 1);
+    const swarm = swarmOptions(ctx.rng.fork('swarm'), { off: ['torn'] });
+    state.swarm = swarm;
+    state.injector = new FaultInjector(state.sim.cluster, swarm, ctx.rng.fork('faults'), {
+      maxUnavailable: ctx.options.rf - 1,
+      onBrick: (id) => {
+        state.lost.push(id);
+        // The owner replaces a bricked Box with a factory-new one.
+        const survivor = state.sim.upBoxes().find((b) => b.id !== id);
+        if (survivor) state.sim.addBox(state.sim.invite(survivor.id));
+      },
+      mayRot: (_box, cid) => (allCopies(state).get(cid.toString()) ?? 0) >= 2,
+    });
+    state.injector.applyNetwork();
+    state.notes.push(`swarm ${JSON.stringify(swarm.enabled)}`);
+    return state;
+  },
+  steps: () => 16,
+  async step(state, ctx) {
+    const sim = state.sim;
+    const inj = state.injector!;
+    const done = inj.step();
+    if (done.length) state.notes.push(...done);
+    // A bricked Box counts as lost until the reserve is fully re-replicated after it.
+    if (state.lost.length) {
+      const u = await sim.underReplicated();
+      if (u.below === 0 && sim.converged()) {
+        for (const id of state.lost) inj.replaced(id);
+        state.lost = [];
+      }
+    }
+    if (ctx.rng.chance(0.3)) {
+      const author = [...state.homes.keys()].find((id) => sim.cluster.box(id).state === 'up' && sim.cluster.box(id).started);
+      if (author) {
+        mutateTree(ctx.rng.fork(`edit/${ctx.step}`), state.homes.get(author)!, 0.2);
+        await backupHome(state, author);
+      }
+    }
+    await sim.cluster.runFor(60_000 + ctx.rng.int(240_000));
+  },
+  async heal(state) {
+    state.injector?.heal();
+    state.sim.world.net.configure({ loss: 0, duplicate: 0, reorder: 0 });
+    // Bit rot is found by the integrity monitor: run a sweep everywhere after the faults end.
+    await state.sim.cluster.settle(Promise.all(state.sim.upBoxes().map((b) => b.integrity.sweep().catch(() => undefined))), { maxMs: 3_600_000, what: 'sweeps' });
+  },
+  livenessBoundMs: () => 6 * 3_600_000,
+  checkers: [...SAFETY, ...LIVENESS],
+  metrics,
+};
+
+export const SCENARIOS: Record<string, S> = {
+  flood,
+  'add-box': addBox,
+  'remove-box': removeBox,
+  bitrot,
+  partition,
+  churn,
+  'crash-mid-backup': crashMidBackup,
+  swarm,
+};
+
+export function scenarioByName(name: string): S {
+  const s = SCENARIOS[name];
+  if (!s) throw new InvalidInputError(`unknown scenario ${JSON.stringify(name)}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  return s;
+}
