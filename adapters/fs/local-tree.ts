@@ -166,9 +166,13 @@ export class LocalTargetTree implements TargetTree {
 
   async setMeta(path: TreePath, meta: { kind: EntryKind; mode: number; uid: number; gid: number; mtimeNs: bigint }): Promise<void> {
     const p = join(this.#root, path);
-    // Seconds as a double carry ~0.24 us of precision and the conversion truncates: aim at the middle of the
-    // microsecond so it lands on the right one. (Sub-microsecond digits are not settable through utimes.)
-    const mtime = (Number(meta.mtimeNs / 1000n) + 0.5) / 1e6;
+    // Seconds as a double carry ~0.24 us of precision and libuv truncates toward zero to the microsecond: aim
+    // at the middle of the microsecond (below it for negative times) so it lands on the right one. Node turns a
+    // negative number of seconds into "now", so pre-1970 times go as a numeric string, which it takes as given.
+    // (Sub-microsecond digits are not settable through utimes.)
+    const us = meta.mtimeNs / 1000n;
+    const secs = (Number(us) + (us < 0n ? -0.5 : 0.5)) / 1e6;
+    const mtime = secs < 0 ? String(secs) : secs;
     if (this.#asRoot) await fs.lchown(p, meta.uid, meta.gid).catch(() => undefined);
     if (meta.kind === 'symlink') {
       await fs.lutimes(p, mtime, mtime);

@@ -44,6 +44,20 @@ export interface SnapshotInfo {
   node: SnapshotNode;
 }
 
+/**
+ * What a creation killed before the marker was renamed into place leaves: an empty snapshots/ and perhaps the
+ * marker's temp file. Such a directory is taken over (the creation is redone); anything else is not ours.
+ */
+async function interruptedCreation(path: string, entries: string[]): Promise<boolean> {
+  if (!entries.every((e) => e === 'snapshots' || e === `${MARKER}.tmp`)) return false;
+  if (!entries.includes('snapshots')) return entries.length === 1; // only the temp marker
+  try {
+    return (await fs.readdir(join(path, 'snapshots'))).length === 0;
+  } catch {
+    return false;
+  }
+}
+
 export class LocalRepo {
   private constructor(
     readonly path: string,
@@ -84,7 +98,9 @@ export class LocalRepo {
       if (code !== 'ENOENT') throw e;
     }
     if (entries && entries.includes(MARKER)) return LocalRepo.open(path);
-    if (entries && entries.length > 0) throw new NotARepoError(`${path} is not empty and is not a Reserve repository; choose a new or empty directory`);
+    if (entries && entries.length > 0 && !(await interruptedCreation(path, entries))) {
+      throw new NotARepoError(`${path} is not empty and is not a Reserve repository; choose a new or empty directory`);
+    }
     await fs.mkdir(join(path, 'snapshots'), { recursive: true });
     const config: RepoConfig = {
       format: FORMAT,

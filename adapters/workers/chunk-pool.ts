@@ -73,6 +73,8 @@ export class WorkerChunking implements ChunkingService {
   }
 
   async chunk(data: Uint8Array, eof: boolean): Promise<ChunkedWindow> {
+    // Read before the transfer: a transferred buffer is detached, and every view of it then has length 0.
+    const length = data.byteLength;
     // Transfer only a buffer this window owns outright; otherwise copy it into one.
     let buffer = data.buffer as ArrayBuffer;
     let offset = data.byteOffset;
@@ -82,9 +84,9 @@ export class WorkerChunking implements ChunkingService {
       buffer = own.buffer;
       offset = 0;
     }
-    const res = await this.#call({ id: this.#nextId++, op: 'chunk', buffer, offset, length: data.byteLength, eof }, [buffer]);
+    const res = await this.#call({ id: this.#nextId++, op: 'chunk', buffer, offset, length, eof }, [buffer]);
     const digests = splitDigests(res.digests);
-    return { data: new Uint8Array(res.buffer!, 0, data.byteLength), ends: res.ends!, digests };
+    return { data: new Uint8Array(res.buffer!, 0, length), ends: res.ends!, digests };
   }
 
   async digest(blocks: Uint8Array[]): Promise<Uint8Array[]> {

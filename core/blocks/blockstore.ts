@@ -30,8 +30,12 @@ export interface Blockstore {
 
 export class BlockNotFoundError extends ReserveError {
   static override readonly name = 'BlockNotFoundError';
-  constructor(readonly cid: CID) {
-    super(`block ${cid.toString()} is not in this store`);
+  /** `neededBy` says what wanted the block (e.g. "file photos/a.jpg"), for a message a user can act on. */
+  constructor(
+    readonly cid: CID,
+    neededBy?: string,
+  ) {
+    super(`block ${cid.toString()} is not in this store${neededBy ? ` (needed by ${neededBy})` : ''}`);
   }
 }
 

@@ -193,7 +193,9 @@ class BackupRun {
       this.stats.files++;
       this.stats.filesUnchanged++;
       this.stats.bytes += st.size;
-      this.stats.chunks += prev.z ? prev.z.length : await countChunks(this.#p.store, prev);
+      // Count first, add after: `x += await y` would read x before the await and lose concurrent updates.
+      const count = prev.z ? prev.z.length : await countChunks(this.#p.store, prev);
+      this.stats.chunks += count;
       this.#p.progress?.advance(st.size);
       const refs: ChunkRefs = prev.cl ? { cl: prev.cl } : { c: prev.c, z: prev.z };
       return { ...base, k: 'f', s: prev.s, ...refs, ...(st.nlink > 1 ? { h: `${st.dev}:${st.ino}` } : {}), x };

@@ -8,7 +8,7 @@
  * deepest first, because creating children changes a directory's mtime and a read-only directory accepts none.
  */
 import type { CID } from 'multiformats/cid';
-import { BlockCorruptError, type Blockstore } from '../blocks/blockstore.ts';
+import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
 import { equalBytes } from '../blocks/cid.ts';
 import { ReserveError } from '../errors.ts';
 import type { Progress } from '../ports.ts';
@@ -75,7 +75,13 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
       let batchSize = 0;
       const flush = async () => {
         if (batch.length === 0) return;
-        const blocks = await Promise.all(batch.map((c) => store.get(c.cid)));
+        const blocks = await Promise.all(
+          batch.map((c) =>
+            store.get(c.cid).catch((e: unknown) => {
+              throw e instanceof BlockNotFoundError ? new BlockNotFoundError(c.cid, where) : e;
+            }),
+          ),
+        );
         const digests = await params.chunking.digest(blocks);
         for (let i = 0; i < batch.length; i++) {
           const c = batch[i];
@@ -152,6 +158,7 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
     const p = [single.n];
     if (single.k === 'l') {
       await target.symlink(p, single.y!);
+      await target.setMeta(p, { kind: 'symlink', mode: single.m, uid: single.u, gid: single.g, mtimeNs: timeToNs(single.t) });
       stats.symlinks++;
     } else await writeFile(p, single);
   } else {

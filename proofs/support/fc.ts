@@ -25,7 +25,8 @@ export function propertyOptions<T>(name: string, defaults: { numRuns?: number } 
     reporter(details) {
       if (!details.failed) return;
       const replay = `RESERVE_SEED=${details.seed} npx vitest run -t ${JSON.stringify(name)}`;
-      throw new Error(`${fc.defaultReportMessage(details)}\nreplay: ${replay} (fast-check path ${JSON.stringify(details.counterexamplePath)})`);
+      const cause = details.errorInstance instanceof Error ? `\ncause: ${details.errorInstance.message}` : '';
+      throw new Error(`${fc.defaultReportMessage(details)}${cause}\nreplay: ${replay} (fast-check path ${JSON.stringify(details.counterexamplePath)})`, { cause: details.errorInstance });
     },
   };
 }
