@@ -5,11 +5,21 @@
  */
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../core/errors.ts';
-import { EXIT as SIM_EXIT, formatResult, runScenario, toJson, type Overrides, type RunResult } from '../../simulations/sim/runner.ts';
-import { formatMs } from '../../simulations/sim/trace.ts';
-import { traffic } from '../../simulations/reserve/harness.ts';
-import { SCENARIOS, scenarioByName } from '../../simulations/reserve/scenarios.ts';
+import type { Overrides, RunResult } from '../../simulations/sim/runner.ts';
 import { action, progressBar, type GlobalOptions } from './output.ts';
+
+/** The simulator loads only when a sim command runs, so every other command starts fast. */
+async function simulator() {
+  const [runner, trace, harness, scenarios] = await Promise.all([
+    import('../../simulations/sim/runner.ts'),
+    import('../../simulations/sim/trace.ts'),
+    import('../../simulations/reserve/harness.ts'),
+    import('../../simulations/reserve/scenarios.ts'),
+  ]);
+  return { ...runner, formatMs: trace.formatMs, traffic: harness.traffic, scenarioByName: scenarios.scenarioByName };
+}
+
+const SCENARIO_NAMES = 'flood, add-box, remove-box, bitrot, partition, churn, crash-mid-backup, swarm';
 
 interface RunCli extends GlobalOptions {
   scenario: string;
@@ -33,7 +43,7 @@ function overridesOf(o: RunCli): Overrides {
   return out;
 }
 
-function report(r: RunResult): string {
+function report(r: RunResult, formatResult: (r: RunResult) => string, formatMs: (ms: number) => string): string {
   const m = r.metrics as Record<string, unknown>;
   const lines = [formatResult(r)];
   if (r.outcome === 'pass') {
@@ -52,7 +62,7 @@ function report(r: RunResult): string {
 export function register(sim: Command): void {
   sim
     .command('run')
-    .description(`run one named scenario on the production Box in the simulator (${Object.keys(SCENARIOS).join(', ')})`)
+    .description(`run one named scenario on the production Box in the simulator (${SCENARIO_NAMES})`)
     .requiredOption('--scenario <name>', 'the scenario')
     .option('--seed <seed>', 'the seed (a number or any text); the same seed replays the same run', '1')
     .option('--boxes <n>', 'number of Boxes (scenario default otherwise)')
@@ -63,13 +73,14 @@ export function register(sim: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (opts: RunCli) => {
+        const { scenarioByName, runScenario, traffic, toJson, formatResult, formatMs } = await simulator();
         const scenario = scenarioByName(opts.scenario);
         const overrides = overridesOf(opts);
         traffic.clear();
         const r = await runScenario(scenario, { seed: opts.seed, overrides, print: opts.json ? () => {} : (t) => process.stderr.write(t + '\n') });
         const perProtocol = Object.fromEntries(traffic);
         if (opts.json) process.stdout.write(toJson({ ...r, traffic: perProtocol }) + '\n');
-        else process.stdout.write(report(r) + '\n');
+        else process.stdout.write(report(r, formatResult, formatMs) + '\n');
         return r.exitCode;
       }),
     );
@@ -87,6 +98,7 @@ export function register(sim: Command): void {
         const from = Number(opts.from);
         if (!Number.isInteger(n) || n < 1) throw new InvalidInputError(`--seeds must be a positive whole number, got ${opts.seeds}`);
         if (!Number.isInteger(from)) throw new InvalidInputError(`--from must be a whole number, got ${opts.from}`);
+        const { scenarioByName, runScenario, toJson, EXIT: SIM_EXIT } = await simulator();
         const scenario = scenarioByName(opts.scenario);
         const bar = progressBar(opts, `sim ${opts.scenario}`, 'items');
         bar.total?.(n);

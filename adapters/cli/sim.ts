@@ -4,9 +4,13 @@
  */
 import type { Command } from 'commander';
 import { register as registerDurability } from './sim-durability.ts';
+import { register as registerRun } from './sim-run.ts';
+import { registerPlacement } from './sim-placement.ts';
 
 export const simRegistrars: Array<(sim: Command) => void> = [
+  registerRun,
   registerDurability,
+  registerPlacement,
 ];
 
 export function register(program: Command): void {
