@@ -44,9 +44,9 @@ export interface BoxTiming {
   tickMs?: number;
   /** Between anti-entropy syncs with every reachable member (default 10 s). */
   syncMs?: number;
-  /** Idle syncs back off up to this (default 5 min). */
+  /** Idle syncs back off up to this (default 1 h; gossip carries changes at once, this is anti-entropy). */
   idleSyncMs?: number;
-  /** Idle keeper rounds back off up to this (default 60 s). */
+  /** Idle keeper rounds back off up to this (default 20 min). */
   idleTickMs?: number;
   pushGraceMs?: number;
   gcGraceMs?: number;
@@ -255,7 +255,7 @@ export class Box {
     this.#syncTimer = this.#init.clock.setTimer(Math.max(this.#syncInterval, base), () => {
       void this.syncAll().then(
         (learned) => {
-          this.#syncInterval = learned ? base : Math.min(Math.max(this.#syncInterval, base) * 2, Math.max(this.#init.timing?.idleSyncMs ?? 300_000, base));
+          this.#syncInterval = learned ? base : Math.min(Math.max(this.#syncInterval, base) * 2, Math.max(this.#init.timing?.idleSyncMs ?? 3_600_000, base));
           this.#armSync();
         },
         () => this.#armSync(),

@@ -54,7 +54,9 @@ export type KeeperNotice =
   | { type: 'dropped'; blocks: number }
   | { type: 'collected'; blocks: number }
   | { type: 'protected'; root: string }
-  | { type: 'manifest-unavailable'; root: string; reason: string };
+  | { type: 'manifest-unavailable'; root: string; reason: string }
+  | { type: 'manifest-available'; root: string }
+  | { type: 'snapshot-lost'; root: string; author: BoxId; reason: string };
 
 export interface KeeperOptions {
   ledger: ReserveLedger;
@@ -67,7 +69,7 @@ export interface KeeperOptions {
   quarantine?: (cid: CID) => Promise<void>;
   /** Between keeper rounds while there is work (default 5 s). */
   tickMs?: number;
-  /** Idle rounds back off, doubling up to this (default 60 s). */
+  /** Idle rounds back off, doubling up to this (default 20 min, well inside the default 1 h repair grace). */
   idleTickMs?: number;
   /** How long pulls of a new snapshot wait for its reachable author's push (default 60 s). */
   pushGraceMs?: number;
@@ -130,6 +132,9 @@ export class Keeper {
   #nextGcAt = Infinity;
   #interval = 0;
   #idle = false;
+  /** Snapshots whose manifest could not be read, and those known lost (reported once each). */
+  readonly #unavailable = new Set<string>();
+  readonly #lost = new Set<string>();
 
   constructor(options: KeeperOptions) {
     this.#o = options;
@@ -167,7 +172,7 @@ export class Keeper {
       this.#timer = null;
       void this.round().finally(() => {
         const tick = this.#o.tickMs ?? 5_000;
-        this.#interval = this.#idle ? Math.min(Math.max(this.#interval, tick) * 2, Math.max(this.#o.idleTickMs ?? 60_000, tick)) : tick;
+        this.#interval = this.#idle ? Math.min(Math.max(this.#interval, tick) * 2, Math.max(this.#o.idleTickMs ?? 1_200_000, tick)) : tick;
         this.#schedule(this.#interval);
       });
     });
@@ -351,13 +356,30 @@ export class Keeper {
     const out: SnapshotIndex[] = [];
     const catalog = [...this.state().catalog.values()].sort((a, b) => a.time - b.time || (a.root < b.root ? -1 : 1));
     for (const rec of catalog) {
+      if (this.#lost.has(rec.root)) continue;
       try {
         out.push(await this.index(rec.root, rec.author));
+        if (this.#unavailable.delete(rec.root)) this.#o.onNotice?.({ type: 'manifest-available', root: rec.root });
       } catch (e) {
-        this.#o.onNotice?.({ type: 'manifest-unavailable', root: rec.root, reason: (e as Error).message });
+        if (!this.#unavailable.has(rec.root)) {
+          this.#unavailable.add(rec.root);
+          this.#o.onNotice?.({ type: 'manifest-unavailable', root: rec.root, reason: (e as Error).message });
+        }
+        // Every member answered and none has it, and its author is gone: the snapshot is lost. Say so once.
+        const author = this.state().members.get(rec.author);
+        const authorGone = rec.author !== this.id && (!author || author.status !== 'active');
+        if (authorGone && this.#peers().every((p) => this.reachable(p))) {
+          this.#lost.add(rec.root);
+          this.#o.onNotice?.({ type: 'snapshot-lost', root: rec.root, author: rec.author, reason: (e as Error).message });
+        }
       }
     }
     return out;
+  }
+
+  /** Snapshots this Box found lost (no member holds their manifest and their author is gone). */
+  lostSnapshots(): string[] {
+    return [...this.#lost].sort();
   }
 
   // ------------------------------------------------------------------------------------------- the round
@@ -405,6 +427,8 @@ export class Keeper {
   async #liveness(state: ReserveState): Promise<void> {
     const now = () => this.#o.clock.now();
     const peers = this.#peers(state);
+    // Forget liveness records of Boxes that are no longer active members (declared dead, left, removed).
+    for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
     await Promise.all(
       peers.map(async (p) => {
         try {
@@ -487,7 +511,7 @@ export class Keeper {
     if (pulled > 0) this.#o.onNotice?.({ type: 'repaired', blocks: pulled, bytes });
     // Let go of what placement no longer gives this Box, once every placement Box confirms its copy.
     const kept = surplus.length > 0 ? await this.#dropConfirmed(surplus) : 0;
-    return failed === 0 && kept === 0 && !deferred && indexes.length === state.catalog.size;
+    return failed === 0 && kept === 0 && !deferred && indexes.length + this.#lost.size >= state.catalog.size;
   }
 
   /** Drop surplus chunks every placement Box confirms; returns how many had to be kept for now. */
@@ -529,7 +553,7 @@ export class Keeper {
       for (const c of idx.chunks) referenced.add(c.toString());
     }
     // Only collect when every catalog entry could be indexed: an unindexed snapshot may need anything.
-    if (indexes.length < this.state().catalog.size) return;
+    if (indexes.length + this.#lost.size < this.state().catalog.size) return;
     const now = this.#o.clock.now();
     const grace = this.#o.gcGraceMs ?? 60 * 60 * 1000;
     const doomed: string[] = [];

@@ -127,7 +127,29 @@ export async function benchDurability(): Promise<SectionResult> {
 }
 
 /** Every section, in the order `main` runs them. */
-export const sections: BenchSection[] = [{ name: 'durability', run: benchDurability }];
+/** The full engine: 5 Boxes, ~10,000 chunks, the flood, a simulated year. Target: under 30 s of wall time. */
+export async function benchFloodYear(): Promise<SectionResult> {
+  const { floodYear } = await import('../reserve/flood-year.ts');
+  const r = await floodYear(1, 2500);
+  const secs = r.wallMs / 1000;
+  return {
+    section: 'Full-engine simulator: the flood scenario, 5 Boxes, RF 3, ~10,000 chunks, one simulated year',
+    figures: [
+      { name: 'wall time for one simulated year', value: secs, unit: 's', target: 30, higherIsBetter: false },
+      { name: 'simulated days per wall second', value: r.virtualDays / secs, unit: 'days/s' },
+    ],
+    notes: [
+      `${r.chunks} chunks, ${r.snapshots} snapshots, ${r.events} scheduler events, ${r.messages} messages`,
+      `restore on the factory-new Box: ${r.restoreProblems.length === 0 ? 'every snapshot byte-identical' : r.restoreProblems.join('; ')}`,
+      `chunks below target RF at the end: ${r.underReplicatedAtEnd}`,
+    ],
+  };
+}
+
+export const sections: BenchSection[] = [
+  { name: 'durability', run: benchDurability },
+  { name: 'flood-year', run: benchFloodYear },
+];
 
 function formatRate(v: number): string {
   return v >= 1e6 ? `${(v / 1e6).toFixed(1)} M` : v.toFixed(0);

@@ -127,7 +127,7 @@ export const SIM_TIMING: BoxTiming = {
   syncMs: 5_000,
   pushGraceMs: 30_000,
   gcGraceMs: 3_600_000,
-  integrityIntervalMs: 24 * 3_600_000,
+  integrityIntervalMs: 7 * 24 * 3_600_000,
   integrityBytesPerSecond: 64 * 1024 * 1024,
   requestTimeoutMs: 10_000,
 };
@@ -300,7 +300,7 @@ export class ReserveSim {
   }
 
   /** Chunks (of indexed snapshots) with fewer than `rf` intact copies on active members' disks. */
-  async underReplicated(): Promise<{ chunks: number; below: number; lost: number; minCopies: number }> {
+  async underReplicated(ignore: ReadonlySet<string> = new Set()): Promise<{ chunks: number; below: number; lost: number; minCopies: number }> {
     const boxes = this.upBoxes();
     if (boxes.length === 0) return { chunks: 0, below: 0, lost: 0, minCopies: 0 };
     const b0 = boxes[0];
@@ -314,6 +314,7 @@ export class ReserveSim {
     let lost = 0;
     let minCopies = Infinity;
     for (const rec of state.catalog.values()) {
+      if (ignore.has(rec.root)) continue;
       const list = this.chunksOf(rec.root);
       if (!list) {
         lost++;
@@ -329,6 +330,13 @@ export class ReserveSim {
       }
     }
     return { chunks, below, lost, minCopies: chunks ? minCopies : 0 };
+  }
+
+  /** Snapshots some running Box reported lost (a 'snapshot-lost' notice). */
+  reportedLost(): Set<string> {
+    const out = new Set<string>();
+    for (const n of this.notices) if (n.notice.type === 'snapshot-lost') out.add((n.notice as { root: string }).root);
+    return out;
   }
 
   /** Restore every snapshot on `on` and compare with the trees that were backed up. */

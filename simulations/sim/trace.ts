@@ -23,6 +23,29 @@ export type TracePart = string | number;
 const f64 = new Float64Array(1);
 const f64Words = new Uint32Array(f64.buffer);
 
+/**
+ * Long strings that recur on every event (Box ids, protocol names) are folded to a 64-bit digest once and the
+ * digest is hashed after that: same determinism, a fraction of the per-event cost.
+ */
+const digests = new Map<string, [number, number]>();
+
+function digestOf(text: string): [number, number] {
+  let d = digests.get(text);
+  if (d === undefined) {
+    let a = 0x811c9dc5;
+    let b = 0x9747b28c;
+    for (let i = 0; i < text.length; i++) {
+      const w = text.charCodeAt(i);
+      a = Math.imul(a ^ w, 0x01000193);
+      b = Math.imul(b ^ w, 0x5bd1e995);
+      b ^= b >>> 15;
+    }
+    d = [a >>> 0, b >>> 0];
+    if (digests.size < 100_000) digests.set(text, d);
+  }
+  return d;
+}
+
 /** 64-bit running hash as two 32-bit lanes (FNV-1a and a murmur-style multiply), cheap enough for every event. */
 class RunningHash {
   #h1 = 0x811c9dc5;
@@ -39,6 +62,10 @@ class RunningHash {
       f64[0] = part;
       this.#word(f64Words[0]);
       this.#word(f64Words[1]);
+    } else if (part.length > 16) {
+      const [a, b] = digestOf(part);
+      this.#word(a);
+      this.#word(b);
     } else {
       for (let i = 0; i < part.length; i++) this.#word(part.charCodeAt(i));
     }
