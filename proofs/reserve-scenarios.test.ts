@@ -46,7 +46,8 @@ describe('resilience scenarios (fixed seeds)', () => {
     const r = await runScenario(SCENARIOS.flood, { seed: 9, print: () => {} });
     expect(r.outcome, explain(r)).toBe('pass');
     expect(r.metrics.restoreProblems).toEqual([]);
-    expect((r.metrics.events as Record<string, number>)['declared-dead']).toBeGreaterThanOrEqual(1);
+    expect((r.metrics.notices as Record<string, number>)['declared-dead']).toBeGreaterThanOrEqual(1);
+    expect((r.metrics.events as Record<string, number>)['keeper-removed/warning']).toBeGreaterThanOrEqual(1);
     expect(r.repairMs).toBeDefined();
   }, 180_000);
 });

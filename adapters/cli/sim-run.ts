@@ -51,7 +51,9 @@ function report(r: RunResult, formatResult: (r: RunResult) => string, formatMs: 
   }
   for (const n of (m.notes as string[] | undefined) ?? []) lines.push(`  - ${n}`);
   const events = (m.events as Record<string, number> | undefined) ?? {};
-  if (Object.keys(events).length) lines.push(`  events raised: ${Object.entries(events).map(([k, v]) => `${k} x${v}`).join(', ')}`);
+  if (Object.keys(events).length) lines.push(`  reserve events (the owner's view): ${Object.entries(events).map(([k, v]) => `${k} x${v}`).join(', ')}`);
+  const notices = (m.notices as Record<string, number> | undefined) ?? {};
+  if (Object.keys(notices).length) lines.push(`  keeper activity: ${Object.entries(notices).map(([k, v]) => `${k} x${v}`).join(', ')}`);
   lines.push(`  moved: ${((m.bytesMoved as number) / 1e6).toFixed(2)} MB in ${m.messages} messages; snapshots ${m.snapshots}; Boxes lost ${m.lostBoxes}`);
   if (r.repairMs !== undefined) lines.push(`  back to full protection ${formatMs(r.repairMs)} after the faults ended`);
   const problems = m.restoreProblems as string[] | null | undefined;

@@ -30,6 +30,8 @@ import { Keeper, type KeeperNotice, type Protection } from '../keeper/keeper.ts'
 import { NetworkBlockstore } from '../keeper/network-store.ts';
 import { STATE_TOPIC, SYNC_PROTOCOL } from '../keeper/protocol.ts';
 import { TrackingBlockstore } from '../keeper/tracking-store.ts';
+import type { EventEnvelope } from '../events/types.ts';
+import { BoxEvents } from './events.ts';
 
 export class UnknownSnapshotError extends ReserveError {
   static override readonly name = 'UnknownSnapshotError';
@@ -82,6 +84,8 @@ export interface BoxInit {
   quarantine?: (cid: CID) => Promise<void>;
   timing?: BoxTiming;
   onNotice?: (n: KeeperNotice | { type: 'sweep'; report: SweepReport } | { type: 'joined'; box: BoxId }) => void;
+  /** Every reserve event this Box raised, once it is durable in the outbox. */
+  onEvent?: (e: EventEnvelope) => void;
 }
 
 export interface BoxBackupResult {
@@ -117,11 +121,13 @@ export class Box {
   #ledger!: ReserveLedger;
   #keeper!: Keeper;
   #integrity!: IntegrityMonitor;
+  #events!: BoxEvents;
   #syncTimer: (() => void) | null = null;
   #unsubscribe: Array<() => void> = [];
   #started = false;
   #dirty = false;
   #syncInterval = 0;
+  #saving: Promise<void> | null = null;
 
   constructor(init: BoxInit) {
     this.#init = init;
@@ -148,6 +154,11 @@ export class Box {
 
   get integrity(): IntegrityMonitor {
     return this.#integrity;
+  }
+
+  /** Reserve events: the durable dispatcher and the local inbox the CLI and admin UI read. */
+  get events(): BoxEvents {
+    return this.#events;
   }
 
   state(): ReserveState {
@@ -178,6 +189,7 @@ export class Box {
     this.#unsubscribe.push(this.#ledger.onUpdate((msg) => {
       this.#dirty = true;
       net.publish(STATE_TOPIC, msg);
+      void this.#saveSoon(); // this Box's own events must survive a crash (others may not have them yet)
     }));
     this.#unsubscribe.push(
       net.subscribe(STATE_TOPIC, (from, data) => {
@@ -207,10 +219,14 @@ export class Box {
       idleTickMs: init.timing?.idleTickMs,
       pushGraceMs: init.timing?.pushGraceMs,
       gcGraceMs: init.timing?.gcGraceMs,
-      onNotice: (n) => init.onNotice?.(n),
+      onNotice: (n) => {
+        init.onNotice?.(n);
+        this.#events?.notice(n, { chunksOf: (root) => this.state().catalog.get(root)?.chunks ?? 0 });
+      },
     });
     this.#integrity = new IntegrityMonitor({
       blocks: this.blocks,
+      kv: init.kv,
       chunking: init.chunking,
       clock: init.clock,
       repair: (cid) => this.#keeper.repairCorrupt(cid),
@@ -223,16 +239,22 @@ export class Box {
     const peers = new Set([...(init.bootstrap ?? []), ...activeMembers(this.state())]);
     peers.delete(this.id);
     await Promise.all([...peers].map((p) => this.syncWith(p)));
-    const me = this.state().members.get(this.id);
-    if (!me || me.status !== 'active') {
-      if (!me || me.status === 'left') {
-        this.#ledger.join({ capacity: init.capacity, region: init.region, addresses: init.addresses ?? [] });
-        init.onNotice?.({ type: 'joined', box: this.id });
-      }
-    }
+    this.#events = new BoxEvents({
+      id: this.id,
+      kv: init.kv,
+      clock: init.clock,
+      random: init.random,
+      ledger: this.#ledger,
+      batchIntervalMs: this.state().config.events.normalFrequencyMs,
+      persist: () => this.#save(),
+      onRaised: (e) => init.onEvent?.(e),
+      onError: (e) => init.onNotice?.({ type: 'event-delivery-failed', message: (e as Error)?.message ?? String(e) } as never),
+    });
+    await this.#events.open();
+    await this.#rejoinIfNeeded();
     await this.#save();
     await this.#keeper.start();
-    this.#integrity.start();
+    await this.#integrity.start();
     this.#started = true;
     this.#armSync();
   }
@@ -245,6 +267,7 @@ export class Box {
     this.#unsubscribe = [];
     this.#integrity?.stop();
     await this.#keeper?.stop();
+    await this.#events?.close();
     await this.#save();
   }
 
@@ -268,6 +291,14 @@ export class Box {
     await this.#init.kv.put(LEDGER_KEY, this.#ledger.save());
   }
 
+  /** Save once after the current burst of changes (a microtask later), sharing one write among them. */
+  #saveSoon(): Promise<void> {
+    this.#saving ??= Promise.resolve()
+      .then(() => this.#save())
+      .finally(() => (this.#saving = null));
+    return this.#saving;
+  }
+
   /** Pull what `peer` has that we lack (state-vector handshake). Returns how many events were new; -1 when the
    * peer did not answer. */
   async syncWith(peer: BoxId): Promise<number> {
@@ -288,8 +319,26 @@ export class Box {
   async syncAll(): Promise<boolean> {
     const peers = activeMembers(this.state()).filter((p) => p !== this.id);
     const added = await Promise.all(peers.map((p) => this.syncWith(p)));
+    await this.#rejoinIfNeeded();
     if (this.#dirty) await this.#save();
     return added.some((n) => n > 0);
+  }
+
+  /**
+   * Join when this Box is not a member yet, or re-announce itself when the others presumed it dead (it was cut
+   * off past the grace period and has come back). A Box that left or was decommissioned does not come back.
+   */
+  async #rejoinIfNeeded(): Promise<void> {
+    const me = this.state().members.get(this.id);
+    if (me && me.status !== 'dead') return;
+    try {
+      this.#ledger.join({ capacity: this.#init.capacity, region: this.#init.region, addresses: this.#init.addresses ?? [] });
+    } catch {
+      return; // the secret it holds was rotated away: it cannot come back without a new invite
+    }
+    this.#init.onNotice?.({ type: 'joined', box: this.id });
+    this.#keeper?.poke();
+    await this.#events.joined();
   }
 
   // ------------------------------------------------------------------------------------------- data

@@ -8,6 +8,9 @@ import { parseCid, equalBytes } from '../blocks/cid.ts';
 import type { Clock } from '../ports.ts';
 import type { ChunkingService } from '../snapshot/ports.ts';
 import type { TrackingBlockstore } from './tracking-store.ts';
+import type { KvStore } from '../kv.ts';
+
+const LAST_SWEEP_KEY = 'integrity/last-sweep';
 
 export interface SweepReport {
   checked: number;
@@ -21,6 +24,8 @@ export interface SweepReport {
 
 export interface IntegrityOptions {
   blocks: TrackingBlockstore;
+  /** Where the time of the last complete sweep is kept, so a restarted Box sweeps when one is overdue. */
+  kv?: KvStore;
   chunking: ChunkingService;
   clock: Clock;
   /** Quarantine and re-fetch; true when a healthy copy was stored. */
@@ -46,10 +51,18 @@ export class IntegrityMonitor {
     this.#o = options;
   }
 
-  start(firstInMs = this.#o.intervalMs ?? 7 * 24 * 3600_000): void {
+  /** Start periodic sweeps: the first when the last recorded sweep is one interval old (one interval from now when none is recorded). */
+  async start(firstInMs?: number): Promise<void> {
     this.#stopped = false;
     this.#abort = false;
-    this.#arm(firstInMs);
+    const interval = this.#o.intervalMs ?? 7 * 24 * 3600_000;
+    let first = firstInMs;
+    if (first === undefined) {
+      const raw = await this.#o.kv?.get(LAST_SWEEP_KEY);
+      const last = raw ? Number(new TextDecoder().decode(raw)) : NaN;
+      first = Number.isFinite(last) ? Math.max(0, last + interval - this.#o.clock.now()) : interval;
+    }
+    this.#arm(first);
   }
 
   stop(): void {
@@ -103,6 +116,7 @@ export class IntegrityMonitor {
     }
     report.finishedAt = clock.now();
     this.last = report;
+    if (!this.#abort) await this.#o.kv?.put(LAST_SWEEP_KEY, new TextEncoder().encode(String(report.startedAt)));
     this.#o.onSweep?.(report);
     return report;
   }

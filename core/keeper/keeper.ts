@@ -50,6 +50,7 @@ export type KeeperNotice =
   | { type: 'declared-dead'; box: BoxId; unreachableMs: number }
   | { type: 'peer-unreachable'; box: BoxId; since: number }
   | { type: 'peer-reachable'; box: BoxId }
+  | { type: 'peer-departed'; box: BoxId }
   | { type: 'repaired'; blocks: number; bytes: number }
   | { type: 'dropped'; blocks: number }
   | { type: 'collected'; blocks: number }
@@ -428,6 +429,7 @@ export class Keeper {
     const now = () => this.#o.clock.now();
     const peers = this.#peers(state);
     // Forget liveness records of Boxes that are no longer active members (declared dead, left, removed).
+    for (const p of [...this.#downSince.keys()]) if (!peers.includes(p)) this.#o.onNotice?.({ type: 'peer-departed', box: p });
     for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
     await Promise.all(
       peers.map(async (p) => {
@@ -451,14 +453,18 @@ export class Keeper {
         }
       }),
     );
-    // Declare dead whoever has been unreachable past the grace period; exactly one Box does it.
+    // Declare dead whoever has been unreachable past the grace period. Exactly one Box does it: the smallest id
+    // among the members that still see each other, and only while that group is a strict majority of the active
+    // members, so the two sides of a long partition cannot declare each other dead. Declaring dead does not rotate
+    // the secret (decommissioning does): a Box presumed dead that comes back re-announces itself and is reinstated.
     const grace = state.config.repair.graceMs;
+    const active = peers.length + 1;
     for (const [p, since] of this.#downSince) {
       if (!peers.includes(p) || now() - since < grace) continue;
       const seeing = [this.id, ...peers.filter((q) => q !== p && !this.#downSince.has(q))].sort();
-      if (seeing[0] !== this.id) continue;
+      if (seeing[0] !== this.id || seeing.length * 2 <= active) continue;
       try {
-        this.#o.ledger.remove(p, 'dead', `unreachable for ${Math.round((now() - since) / 1000)} s`);
+        this.#o.ledger.publish('box-declared-dead', { box: p, reason: `unreachable for ${Math.round((now() - since) / 1000)} s` });
         this.#o.onNotice?.({ type: 'declared-dead', box: p, unreachableMs: now() - since });
       } catch {
         // another Box declared it first (the reducer refuses a second declaration): nothing to do

@@ -8,9 +8,12 @@
  *   the other's with a diff, and applies the answer);
  * - the runtime: `maybeCheckpoint()` now and then, `save()` / `ReserveLedger.load()` across restarts.
  *
- * Sync messages are dag-cbor `{ v: 1, r: reserveId, e: epoch, sv | u }`. Within one epoch they carry the CRDT
- * backend's own bytes. Across epochs a diff is the sender's whole document: the receiver decodes its events one
- * by one, adopts any checkpoint among them (moving to a newer epoch) and adds what its own epoch does not cover.
+ * Sync messages are dag-cbor `{ v: 1, r: reserveId, e: epoch, sv + hw | u | ev }`. Within one epoch they carry
+ * the CRDT backend's own bytes (state vector `sv`, update `u`). Across epochs the answer to a state vector is a
+ * list of event bytes `ev`: the sender's epoch checkpoints and its events above the asker's per-author high-water
+ * marks `hw`. The receiver adopts any checkpoint among them (moving to a newer epoch) and adds what its own epoch
+ * does not cover; `needsSync` tells the network layer when the two still differ and another round is due. A CRDT
+ * update `u` of another epoch (a gossiped change) is decoded entry by entry the same way.
  *
  * Nothing a peer sends reaches the state unchecked: every entry's id must be the hash of its bytes, and the bytes
  * must decode and verify (events.ts) before the reducer sees them. Junk in a peer's document is counted and
@@ -123,8 +126,14 @@ interface SyncMessage {
   v: number;
   r: string;
   e: string;
+  /** The sender's CRDT state vector (same epoch: the receiver answers with a CRDT diff). */
   sv?: Uint8Array;
+  /** Per author, the sequence number up to which the sender holds every event (answers across epochs). */
+  hw?: Array<[BoxId, number]>;
+  /** A CRDT update of epoch `e`. */
   u?: Uint8Array;
+  /** Event bytes (answers across epochs: the sender's checkpoints and the events the receiver lacks). */
+  ev?: Uint8Array[];
 }
 
 function decodeMessage(bytes: Uint8Array, reserveId: string): SyncMessage {
@@ -142,6 +151,13 @@ function decodeMessage(bytes: Uint8Array, reserveId: string): SyncMessage {
   if (msg.r !== reserveId) throw new BadSyncMessageError(`sync message of reserve ${msg.r.slice(0, 64)}, not ${reserveId}`);
   if (msg.sv !== undefined && !(msg.sv instanceof Uint8Array)) throw new BadSyncMessageError('sv must be bytes');
   if (msg.u !== undefined && !(msg.u instanceof Uint8Array)) throw new BadSyncMessageError('u must be bytes');
+  if (msg.ev !== undefined && (!Array.isArray(msg.ev) || !msg.ev.every((b) => b instanceof Uint8Array))) throw new BadSyncMessageError('ev must be a list of bytes');
+  if (
+    msg.hw !== undefined &&
+    (!Array.isArray(msg.hw) || !msg.hw.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && Number.isSafeInteger(x[1]) && (x[1] as number) >= 0))
+  ) {
+    throw new BadSyncMessageError('hw must be a list of [box, seq]');
+  }
   return msg;
 }
 
@@ -386,37 +402,61 @@ export class ReserveLedger {
       else if (!this.#reducer.has(ev.id)) fresh.push(ev);
     }
     for (const cp of checkpoints) this.#ingest(cp, 'remote');
-    const startSize = this.#reducer.size;
     const unique = new Map(fresh.map((e) => [e.id, e]));
     this.#silently(() => this.#doc.addMany([...unique.values()].filter((e) => !this.#doc.has(e.id)).map((e) => [e.id, e.bytes] as CrdtEntry)));
-    for (const ev of unique.values()) this.#ingest(ev, 'document');
+    let added = 0;
+    for (const ev of unique.values()) if (this.#ingest(ev, 'document').status === 'added') added++;
     this.#flush();
-    return { added: this.#reducer.size - startSize, invalid, covered };
+    return { added, invalid, covered };
   }
 
   /** This replica's state vector, as a sync message. */
   stateVector(): Uint8Array {
-    return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, sv: this.#doc.encodeStateVector() });
+    return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, sv: this.#doc.encodeStateVector(), hw: [...this.#highWater()] });
   }
 
-  /** What the sender of `stateVector` lacks, as a sync message (the whole document when epochs differ). */
+  /**
+   * What the sender of `stateVector` lacks, as a sync message. Same epoch: a CRDT diff. Different epochs: this
+   * epoch's checkpoints and the events above the sender's per-author high-water marks, as event bytes.
+   */
   diff(stateVectorMessage: Uint8Array): Uint8Array {
     const m = decodeMessage(stateVectorMessage, this.reserveId);
-    let u: Uint8Array;
     if (m.e === this.#epoch && m.sv !== undefined) {
+      let u: Uint8Array;
       try {
         u = this.#doc.encodeDiff(m.sv);
       } catch (err) {
         if (err instanceof CrdtUpdateError) throw new BadSyncMessageError(err.message, { cause: err });
         throw err;
       }
-    } else {
-      u = this.#doc.encodeState();
+      return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, u });
     }
-    return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, u });
+    const hw = new Map(m.hw ?? []);
+    const ev: Uint8Array[] = this.#genesis.map((c) => c.bytes);
+    for (const e of this.#reducer.events()) if (e.seq > (hw.get(e.author) ?? 0)) ev.push(e.bytes);
+    return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, ev });
   }
 
-  /** The whole document as an update message. */
+  /** Per author, the largest s such that this replica holds (or has compacted) every event with seq <= s. */
+  #highWater(): Map<BoxId, number> {
+    const seqs = new Map<BoxId, Set<number>>();
+    const add = (author: BoxId, seq: number) => {
+      let set = seqs.get(author);
+      if (set === undefined) seqs.set(author, (set = new Set()));
+      set.add(seq);
+    };
+    for (const e of this.#reducer.events()) add(e.author, e.seq);
+    for (const [author, set] of this.#cpSeqs) for (const n of set) add(author, n);
+    const out = new Map(this.#base.cut);
+    for (const [author, set] of seqs) {
+      let s = out.get(author) ?? 0;
+      while (set.has(s + 1)) s++;
+      if (s > 0) out.set(author, s);
+    }
+    return out;
+  }
+
+  /** The whole document as an update message (what a peer in another epoch can always use). */
   fullUpdate(): Uint8Array {
     return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, u: this.#doc.encodeState() });
   }
@@ -424,6 +464,11 @@ export class ReserveLedger {
   /** Apply an update message (a diff, a whole document, a peer's gossiped change). Throws BadSyncMessageError. */
   applyUpdate(message: Uint8Array): ApplyResult {
     const m = decodeMessage(message, this.reserveId);
+    if (m.ev !== undefined) {
+      const before = this.#epoch;
+      const r = this.receiveMany(m.ev);
+      return { added: r.added, invalid: r.invalid, needsSync: m.e !== this.#epoch, epochChanged: this.#epoch !== before };
+    }
     if (m.u === undefined) throw new BadSyncMessageError('the message carries no update');
     const before = this.#epoch;
     const startSize = this.#reducer.size;
@@ -539,7 +584,8 @@ export class ReserveLedger {
         invalid++;
         continue;
       }
-      const head = bytes.byteLength <= MAX_EVENT_BYTES ? peekEvent(bytes) : undefined;
+      // From a foreign (older) document most entries are usually compacted here already: skip them unverified.
+      const head = from === 'foreign' && bytes.byteLength <= MAX_EVENT_BYTES ? peekEvent(bytes) : undefined;
       if (head !== undefined && isCovered(this.#base.cut, head.author, head.seq)) continue;
       let ev: StateEvent;
       try {

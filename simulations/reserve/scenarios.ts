@@ -211,7 +211,16 @@ const noCopyDip: Checker<ReserveOptions, ReserveState> = {
   },
 };
 
-const LIVENESS = [converged, fullyReplicated, restorable];
+const eventsDelivered: Checker<ReserveOptions, ReserveState> = {
+  name: 'every-dispatched-event-delivered',
+  kind: 'liveness',
+  check(state) {
+    const missing = state.sim.undeliveredEvents();
+    if (missing.length) return [`${missing.length} raised events not yet in every running Box's shared log`, ...missing.slice(0, 3)];
+  },
+};
+
+const LIVENESS = [converged, fullyReplicated, eventsDelivered, restorable];
 const SAFETY = [noLoss, samePlacement];
 
 function metrics(state: ReserveState, ctx: RunContext<ReserveOptions>): Record<string, unknown> {
@@ -222,7 +231,8 @@ function metrics(state: ReserveState, ctx: RunContext<ReserveOptions>): Record<s
     bytesMoved: stats.total.bytes,
     messages: stats.total.delivered,
     restoreProblems: state.restoreProblems,
-    events: state.sim.notices.map((n) => n.notice.type).reduce<Record<string, number>>((acc, t) => ((acc[t] = (acc[t] ?? 0) + 1), acc), {}),
+    notices: state.sim.notices.map((n) => n.notice.type).reduce<Record<string, number>>((acc, t) => ((acc[t] = (acc[t] ?? 0) + 1), acc), {}),
+    events: state.sim.raised.map((e) => `${e.kind}/${e.severity}`).reduce<Record<string, number>>((acc, t) => ((acc[t] = (acc[t] ?? 0) + 1), acc), {}),
     notes: state.notes,
   };
 }
@@ -259,6 +269,7 @@ export const flood: S = {
   },
   async heal() {},
   livenessBoundMs: () => 6 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS],
   metrics,
 };
@@ -286,7 +297,8 @@ export const addBox: S = {
     if (state.baseline) for (const [k, v] of state.baseline) state.baseline.set(k, Math.min(v, ctx.options.rf));
   },
   async heal() {},
-  livenessBoundMs: () => 3_600_000,
+  livenessBoundMs: () => 2 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, noCopyDip, ...LIVENESS, {
     name: 'surplus-dropped',
     kind: 'liveness',
@@ -322,7 +334,8 @@ export const removeBox: S = {
     } else await sim.cluster.runFor(10 * 60_000);
   },
   async heal() {},
-  livenessBoundMs: () => 3_600_000,
+  livenessBoundMs: () => 2 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, noCopyDip, ...LIVENESS],
   metrics,
 };
@@ -351,7 +364,8 @@ export const bitrot: S = {
     } else await sim.cluster.runFor(5 * 60_000);
   },
   async heal() {},
-  livenessBoundMs: () => 3_600_000,
+  livenessBoundMs: () => 2 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS, {
     name: 'every-rotted-block-repaired',
     kind: 'liveness',
@@ -390,7 +404,8 @@ export const partition: S = {
     ctx.world.net.heal();
     state.notes.push('healed');
   },
-  livenessBoundMs: () => 3_600_000,
+  livenessBoundMs: () => 2 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS],
   metrics,
 };
@@ -420,7 +435,8 @@ export const churn: S = {
   async heal(state) {
     for (const b of state.sim.cluster.all()) if (b.state === 'down') state.sim.cluster.restart(b.id);
   },
-  livenessBoundMs: () => 3_600_000,
+  livenessBoundMs: () => 3 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS],
   metrics,
 };
@@ -451,6 +467,7 @@ export const crashMidBackup: S = {
   },
   async heal() {},
   livenessBoundMs: () => 3 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS],
   metrics,
 };
@@ -503,10 +520,13 @@ export const swarm: S = {
   async heal(state) {
     state.injector?.heal();
     state.sim.world.net.configure({ loss: 0, duplicate: 0, reorder: 0 });
+    const cluster = state.sim.cluster;
+    await cluster.runUntil(() => cluster.all().every((b) => b.state !== 'up' || b.started), { maxMs: 600_000 });
     // Bit rot is found by the integrity monitor: run a sweep everywhere after the faults end.
     await state.sim.cluster.settle(Promise.all(state.sim.upBoxes().map((b) => b.integrity.sweep().catch(() => undefined))), { maxMs: 3_600_000, what: 'sweeps' });
   },
   livenessBoundMs: () => 6 * 3_600_000,
+  livenessPollMs: () => 300_000,
   checkers: [...SAFETY, ...LIVENESS],
   metrics,
 };

@@ -1,0 +1,278 @@
+/**
+ * Bulk block transfer, `/reserve/blocks/1.0.0`: many blocks over one stream, bounded memory, every block verified
+ * against its CID, resumable.
+ *
+ *   client -> server   Want(cids <= 1024) ... Want(...) Done
+ *   server -> client   Block(cid, bytes) | Missing(cid), one per wanted CID, in the order wanted ... Done
+ *                      or Error({errorName, message}) and the end of the stream
+ *
+ * Answers come in request order, so "resume" is simply: ask someone else for everything from the first CID not yet
+ * received (`TransferInterruptedError.remaining`). The server reads ahead a few blocks from its getter and waits
+ * for its write buffer to drain past 4 MiB; the client pauses the stream while it digests blocks (yamux then
+ * stops granting the server window), so neither side holds more than a few blocks plus the muxer window.
+ */
+import type { Stream } from '@libp2p/interface';
+import type { CID } from '../../core/blocks/cid.ts';
+import { matchesCid } from '../../core/blocks/cid.ts';
+import { RemoteError, type BoxId } from '../../core/net.ts';
+import {
+  ERROR_FRAME_LIMIT,
+  FrameKind,
+  Limits,
+  WANT_FRAME_LIMIT,
+  blockFrameLimit,
+  blockPrefix,
+  decodeBlock,
+  decodeCidList,
+  decodeEmpty,
+  decodeError,
+  decodeMissing,
+  encodeCidList,
+  encodeError,
+  encodeFrame,
+  encodeMissing,
+  frameLimits,
+  kindName,
+} from './codec.ts';
+import { BlockMismatchError, FrameTooLargeError, IdleTimeoutError, StreamEndedError, TransferInterruptedError, UnexpectedFrameError } from './errors.ts';
+import { FramedStream } from './framed-stream.ts';
+
+export const BLOCKS_PROTOCOL_ID = '/reserve/blocks/1.0.0';
+
+/** Returns a block's bytes, or undefined when this Box does not hold it. */
+export type BlockGetter = (cid: CID, options: { signal: AbortSignal }) => Promise<Uint8Array | undefined> | Uint8Array | undefined;
+/** Receives each verified block, in request order. The transfer waits for it (backpressure). */
+export type OnBlock = (cid: CID, bytes: Uint8Array) => void | Promise<void>;
+
+export interface FetchBlocksOptions {
+  signal?: AbortSignal;
+  /** Longest wait for the next answer before giving up (default 30 s). Not a deadline for the whole transfer. */
+  idleTimeoutMs?: number;
+  /** Largest block accepted (default 4 MiB). */
+  maxBlockBytes?: number;
+  /** Called for every block that did not match its CID (it is dropped and listed in `corrupt`). */
+  onCorrupt?: (err: BlockMismatchError) => void;
+}
+
+export interface FetchBlocksResult {
+  /** Blocks verified and handed to onBlock. */
+  received: number;
+  bytes: number;
+  /** CIDs the peer does not hold. */
+  missing: CID[];
+  /** Blocks whose bytes did not match their CID; dropped. */
+  corrupt: BlockMismatchError[];
+}
+
+export interface ServeBlocksOptions {
+  /** Getter calls running ahead of the stream (default 4). */
+  readAhead?: number;
+  /** Largest block this Box sends (default 4 MiB). */
+  maxBlockBytes?: number;
+  /** Longest wait for the client's next Want (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+/** Wraps an exception thrown by the caller's onBlock, so it is not mistaken for a transfer failure. */
+class LocalFailure {
+  constructor(readonly error: unknown) {}
+}
+
+function sameCid(a: CID, b: CID): boolean {
+  return a.equals(b);
+}
+
+class IdleTimer {
+  readonly controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    readonly ms: number,
+    parent?: AbortSignal,
+  ) {
+    if (parent) {
+      if (parent.aborted) this.controller.abort(parent.reason);
+      else parent.addEventListener('abort', () => this.controller.abort(parent.reason), { once: true });
+    }
+    this.touch();
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  /** (Re)start the countdown. */
+  touch(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.controller.abort(new IdleTimeoutError(this.ms)), this.ms);
+  }
+  /** Stop counting (while waiting on our own side: a slow onBlock or getter is not the peer's silence). */
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/**
+ * Client side: ask `peer` (already connected through `stream`) for `cids`, verify and hand over each block.
+ * Throws TransferInterruptedError (with `remaining`) if the transfer ends early for any reason.
+ */
+export async function fetchBlocksOverStream(
+  peer: BoxId,
+  stream: Stream,
+  cids: readonly CID[],
+  onBlock: OnBlock,
+  options: FetchBlocksOptions = {},
+): Promise<FetchBlocksResult> {
+  const maxBlock = options.maxBlockBytes ?? Limits.block;
+  const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, options.signal);
+  const fs = new FramedStream(
+    stream,
+    frameLimits([
+      [FrameKind.Block, blockFrameLimit(maxBlock)],
+      [FrameKind.Missing, 1 + Limits.cidBytes],
+      [FrameKind.Done, 0],
+      [FrameKind.Error, ERROR_FRAME_LIMIT],
+    ]),
+    { readHighWaterBytes: Math.max(8 * 1024 * 1024, 2 * maxBlock) },
+  );
+  const result: FetchBlocksResult = { received: 0, bytes: 0, missing: [], corrupt: [] };
+  let next = 0; // index of the first CID not yet answered
+  // Writing the wants runs alongside reading the answers (a long want list must not wait for the answers).
+  const sending = (async () => {
+    for (let i = 0; i < cids.length; i += Limits.wantCids) {
+      await fs.write(FrameKind.Want, encodeCidList(cids.slice(i, i + Limits.wantCids)), idle.signal);
+    }
+    await fs.write(FrameKind.Done, [], idle.signal);
+    await fs.closeWrite(idle.signal);
+  })();
+  sending.catch(() => undefined); // a failure here also ends the reading below
+  try {
+    for (;;) {
+      const frame = await fs.read(idle.signal);
+      idle.touch();
+      if (frame === undefined) throw new StreamEndedError('the peer ended the transfer without finishing it');
+      if (frame.kind === FrameKind.Error) {
+        const e = decodeError(frame.payload);
+        throw new RemoteError(peer, e.errorName, e.message);
+      }
+      if (frame.kind === FrameKind.Done) {
+        decodeEmpty(frame.payload, 'Done');
+        if (next !== cids.length) throw new UnexpectedFrameError(`Done after ${next} of ${cids.length} answers`);
+        await sending;
+        return result;
+      }
+      if (next >= cids.length) throw new UnexpectedFrameError(`${kindName(frame.kind)} after every CID was answered`);
+      const expected = cids[next];
+      if (frame.kind === FrameKind.Missing) {
+        const cid = decodeMissing(frame.payload);
+        if (!sameCid(cid, expected)) throw new UnexpectedFrameError(`answer for ${cid.toString()} where ${expected.toString()} was due`);
+        result.missing.push(expected);
+        next++;
+        continue;
+      }
+      // Block
+      const { cid, bytes } = decodeBlock(frame.payload, maxBlock);
+      if (!sameCid(cid, expected)) throw new UnexpectedFrameError(`answer for ${cid.toString()} where ${expected.toString()} was due`);
+      next++;
+      if (!matchesCid(expected, bytes)) {
+        const err = new BlockMismatchError(peer, expected);
+        result.corrupt.push(err);
+        options.onCorrupt?.(err);
+        continue;
+      }
+      idle.stop();
+      try {
+        await onBlock(expected, bytes);
+      } catch (err) {
+        throw new LocalFailure(err);
+      }
+      idle.touch();
+      result.received++;
+      result.bytes += bytes.byteLength;
+    }
+  } catch (err) {
+    if (err instanceof LocalFailure) {
+      // the caller's own onBlock failed: not the peer's fault, so no resume elsewhere; rethrow it as is
+      fs.abort(err.error instanceof Error ? err.error : new Error(String(err.error)));
+      throw err.error;
+    }
+    const cause = err instanceof Error ? err : new Error(String(err));
+    fs.abort(cause);
+    const remaining = [...cids.slice(next), ...result.corrupt.map((e) => e.cid)];
+    throw new TransferInterruptedError(peer, result.received, remaining, { cause: idle.signal.aborted ? (idle.signal.reason ?? cause) : cause });
+  } finally {
+    idle.stop();
+  }
+}
+
+/** Server side of one `/reserve/blocks/1.0.0` stream. Resolves when the stream is done (either way). */
+export async function serveBlocksOverStream(stream: Stream, getter: BlockGetter, options: ServeBlocksOptions = {}, stopSignal?: AbortSignal): Promise<void> {
+  const maxBlock = options.maxBlockBytes ?? Limits.block;
+  const readAhead = Math.max(1, options.readAhead ?? 4);
+  // The idle countdown runs only while we wait for the client's next frame: time spent blocked on its
+  // backpressure (a slow consumer) or on our own getter is not silence.
+  const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, stopSignal);
+  const fs = new FramedStream(
+    stream,
+    frameLimits([
+      [FrameKind.Want, WANT_FRAME_LIMIT],
+      [FrameKind.Done, 0],
+    ]),
+    { readHighWaterBytes: 2 * WANT_FRAME_LIMIT },
+  );
+  const signal = idle.signal;
+  // the client went away: stop reading blocks for it
+  const onClose = () => idle.controller.abort(new StreamEndedError('the client closed the stream'));
+  stream.addEventListener('close', onClose);
+  try {
+    for (;;) {
+      idle.touch();
+      const frame = await fs.read(signal);
+      idle.stop();
+      if (frame === undefined) throw new StreamEndedError('the client closed before Done');
+      if (frame.kind === FrameKind.Done) {
+        decodeEmpty(frame.payload, 'Done');
+        await fs.write(FrameKind.Done, [], signal);
+        await fs.closeWrite(signal);
+        return;
+      }
+      const wanted = decodeCidList(frame.payload);
+      // read ahead: up to `readAhead` getter calls in flight, answers sent strictly in order
+      const pending: Array<Promise<Uint8Array | undefined>> = [];
+      let started = 0;
+      const startMore = () => {
+        while (started < wanted.length && pending.length < readAhead) {
+          const cid = wanted[started++];
+          const p = Promise.resolve().then(() => getter(cid, { signal }));
+          p.catch(() => undefined);
+          pending.push(p);
+        }
+      };
+      for (let i = 0; i < wanted.length; i++) {
+        startMore();
+        const bytes = await pending.shift()!;
+        const cid = wanted[i];
+        if (bytes === undefined) {
+          await fs.write(FrameKind.Missing, encodeMissing(cid), signal);
+        } else {
+          if (bytes.byteLength > maxBlock) throw new FrameTooLargeError(`block ${cid.toString()}`, bytes.byteLength, maxBlock);
+          await fs.write(FrameKind.Block, bytes, signal, blockPrefix(cid));
+        }
+      }
+    }
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    // Tell the client why, if the stream can still carry it, then end the stream.
+    try {
+      if (stream.writeStatus === 'writable' && stream.status === 'open') {
+        stream.send(encodeFrame(FrameKind.Error, encodeError({ errorName: e.name || 'Error', message: e.message })));
+        await fs.closeWrite(AbortSignal.timeout(1000));
+      } else {
+        fs.abort(e);
+      }
+    } catch {
+      fs.abort(e);
+    }
+  } finally {
+    stream.removeEventListener('close', onClose);
+    idle.stop();
+  }
+}
