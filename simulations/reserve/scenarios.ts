@@ -240,10 +240,34 @@ function metrics(state: ReserveState, ctx: RunContext<ReserveOptions>): Record<s
 // ------------------------------------------------------------------------------------------------ scenarios
 
 type S = Scenario<ReserveOptions, ReserveState>;
+type C = Checker<ReserveOptions, ReserveState>;
+
+/** A scenario with the shared defaults: no heal, a 2 h liveness bound polled every 5 min, the standard checkers. */
+function scenario(
+  def: Pick<S, 'name' | 'description' | 'options' | 'setup' | 'steps' | 'step'> &
+    Partial<Pick<S, 'heal' | 'livenessBoundMs'>> & { safety?: C[]; liveness?: C[] },
+): S {
+  const { safety = [], liveness = [], heal, livenessBoundMs, ...rest } = def;
+  return {
+    ...rest,
+    heal: heal ?? (async () => {}),
+    livenessBoundMs: livenessBoundMs ?? (() => 2 * 3_600_000),
+    livenessPollMs: () => 300_000,
+    checkers: [...SAFETY, ...safety, ...LIVENESS, ...liveness],
+    metrics,
+  };
+}
+
+/** Set up a reserve with one backup and remember every chunk's copies (for the no-dip check). */
+async function setupWithBaseline(ctx: RunContext<ReserveOptions>): Promise<ReserveState> {
+  const state = await setupReserve(ctx, 1);
+  state.baseline = allCopies(state);
+  return state;
+}
 
 const GRACE_MS = 3_600_000;
 
-export const flood: S = {
+export const flood: S = scenario({
   name: 'flood',
   description: 'the home Box is bricked; a factory-new Box joins with an invite and restores everything',
   options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 3 }),
@@ -267,22 +291,14 @@ export const flood: S = {
       await sim.cluster.runUntil(() => sim.converged() && sim.activeIds().includes(fresh), { maxMs: 600_000 });
     }
   },
-  async heal() {},
   livenessBoundMs: () => 6 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS],
-  metrics,
-};
+});
 
-export const addBox: S = {
+export const addBox: S = scenario({
   name: 'add-box',
   description: 'a Box joins a settled reserve; the others hand over its share and drop theirs once it confirms',
   options: (rng, o) => baseOptions(rng, o, { boxes: 3, rf: 2 }),
-  async setup(ctx) {
-    const state = await setupReserve(ctx, 1);
-    state.baseline = allCopies(state);
-    return state;
-  },
+  setup: setupWithBaseline,
   steps: () => 4,
   async step(state, ctx) {
     const sim = state.sim;
@@ -296,29 +312,24 @@ export const addBox: S = {
     // holder confirmed, so compare against min(before, rf).
     if (state.baseline) for (const [k, v] of state.baseline) state.baseline.set(k, Math.min(v, ctx.options.rf));
   },
-  async heal() {},
-  livenessBoundMs: () => 2 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, noCopyDip, ...LIVENESS, {
-    name: 'surplus-dropped',
-    kind: 'liveness',
-    check(state, ctx) {
-      const over = [...allCopies(state).values()].filter((n) => n > ctx.options.rf).length;
-      if (over > 0) return `${over} chunks still have more than rf copies`;
+  safety: [noCopyDip],
+  liveness: [
+    {
+      name: 'surplus-dropped',
+      kind: 'liveness',
+      check(state, ctx) {
+        const over = [...allCopies(state).values()].filter((n) => n > ctx.options.rf).length;
+        if (over > 0) return `${over} chunks still have more than rf copies`;
+      },
     },
-  }],
-  metrics,
-};
+  ],
+});
 
-export const removeBox: S = {
+export const removeBox: S = scenario({
   name: 'remove-box',
   description: 'a Box leaves gracefully: it drains its blocks to their new keepers before it goes',
   options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2 }),
-  async setup(ctx) {
-    const state = await setupReserve(ctx, 1);
-    state.baseline = allCopies(state);
-    return state;
-  },
+  setup: setupWithBaseline,
   steps: () => 2,
   async step(state, ctx) {
     const sim = state.sim;
@@ -333,14 +344,10 @@ export const removeBox: S = {
       await sim.cluster.remove(leaving.id, { graceful: true });
     } else await sim.cluster.runFor(10 * 60_000);
   },
-  async heal() {},
-  livenessBoundMs: () => 2 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, noCopyDip, ...LIVENESS],
-  metrics,
-};
+  safety: [noCopyDip],
+});
 
-export const bitrot: S = {
+export const bitrot: S = scenario({
   name: 'bitrot',
   description: 'random bytes flipped in random blocks on random Boxes; one sweep finds and repairs every one',
   options: (rng, o) => ({ ...baseOptions(rng, o, { boxes: 4, rf: 3 }) }),
@@ -363,21 +370,19 @@ export const bitrot: S = {
       await sim.cluster.settle(Promise.all(sim.upBoxes().map((b) => b.integrity.sweep())), { maxMs: 3_600_000, what: 'sweeps' });
     } else await sim.cluster.runFor(5 * 60_000);
   },
-  async heal() {},
-  livenessBoundMs: () => 2 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS, {
-    name: 'every-rotted-block-repaired',
-    kind: 'liveness',
-    check(state) {
-      const bad = state.sim.cluster.all().filter((b) => b.state === 'up').flatMap((b) => b.blocks.corrupted().map((c) => `${b.id.slice(-6)}:${c.toString().slice(-8)}`));
-      if (bad.length) return `corrupt blocks remain: ${bad.slice(0, 5).join(', ')}`;
+  liveness: [
+    {
+      name: 'every-rotted-block-repaired',
+      kind: 'liveness',
+      check(state) {
+        const bad = state.sim.cluster.all().filter((b) => b.state === 'up').flatMap((b) => b.blocks.corrupted().map((c) => `${b.id.slice(-6)}:${c.toString().slice(-8)}`));
+        if (bad.length) return `corrupt blocks remain: ${bad.slice(0, 5).join(', ')}`;
+      },
     },
-  }],
-  metrics,
-};
+  ],
+});
 
-export const partition: S = {
+export const partition: S = scenario({
   name: 'partition',
   description: 'two halves back up independently, then heal: everything converges and is protected',
   options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2, minimum: 1 }),
@@ -404,13 +409,9 @@ export const partition: S = {
     ctx.world.net.heal();
     state.notes.push('healed');
   },
-  livenessBoundMs: () => 2 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS],
-  metrics,
-};
+});
 
-export const churn: S = {
+export const churn: S = scenario({
   name: 'churn',
   description: 'Boxes crash and restart (at most rf-1 down at once) while backups run',
   options: (rng, o) => baseOptions(rng, o, { boxes: 5, rf: 3 }),
@@ -436,12 +437,9 @@ export const churn: S = {
     for (const b of state.sim.cluster.all()) if (b.state === 'down') state.sim.cluster.restart(b.id);
   },
   livenessBoundMs: () => 3 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS],
-  metrics,
-};
+});
 
-export const crashMidBackup: S = {
+export const crashMidBackup: S = scenario({
   name: 'crash-mid-backup',
   description: 'the author crashes in the middle of a backup; older snapshots stay restorable, the next backup succeeds',
   options: (rng, o) => baseOptions(rng, o, { boxes: 3, rf: 2 }),
@@ -465,14 +463,10 @@ export const crashMidBackup: S = {
       state.notes.push('backed up again after the restart');
     } else await sim.cluster.runFor(10 * 60_000);
   },
-  async heal() {},
   livenessBoundMs: () => 3 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS],
-  metrics,
-};
+});
 
-export const swarm: S = {
+export const swarm: S = scenario({
   name: 'swarm',
   description: 'faults and their rates drawn from the seed, some kinds switched off entirely (VOPR style)',
   options: (rng, o) => baseOptions(rng, o, { boxes: 3 + rng.int(3), rf: 2 + rng.int(2), files: 40 + rng.int(60) }),
@@ -526,10 +520,7 @@ export const swarm: S = {
     await state.sim.cluster.settle(Promise.all(state.sim.upBoxes().map((b) => b.integrity.sweep().catch(() => undefined))), { maxMs: 3_600_000, what: 'sweeps' });
   },
   livenessBoundMs: () => 6 * 3_600_000,
-  livenessPollMs: () => 300_000,
-  checkers: [...SAFETY, ...LIVENESS],
-  metrics,
-};
+});
 
 export const SCENARIOS: Record<string, S> = {
   flood,
