@@ -58,12 +58,12 @@ describe('FsBlockstore on disk', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('lays blocks out as blocks/<xx>/<yy>/<cid> with xx, yy the first digest bytes in hex', async () => {
+  it('lays blocks out as blocks/<xx>/<cid> with xx the first digest byte in hex', async () => {
     const b = block(1);
     await store.put(b.cid, b.bytes);
     const d = b.cid.multihash.digest;
     const hex = (n: number): string => n.toString(16).padStart(2, '0');
-    const expected = `blocks/${hex(d[0])}/${hex(d[1])}/${b.cid.toString()}`;
+    const expected = `blocks/${hex(d[0])}/${b.cid.toString()}`;
     expect(await filesUnder(dir)).toEqual([expected]);
     expect(store.pathOf(b.cid)).toBe(join(dir, expected));
     expect(new Uint8Array(await readFile(store.pathOf(b.cid)))).toEqual(b.bytes);
@@ -98,7 +98,7 @@ describe('FsBlockstore on disk', () => {
   it('keys() and stat() skip foreign files and misplaced blocks', async () => {
     const b = block(4, 300);
     await store.put(b.cid, b.bytes);
-    const shard = join(dir, 'blocks', 'ab', 'cd');
+    const shard = join(dir, 'blocks', 'ab');
     await mkdir(shard, { recursive: true });
     await writeFile(join(shard, 'README.txt'), 'not a block');
     await writeFile(join(dir, 'blocks', 'stray-file'), 'x');

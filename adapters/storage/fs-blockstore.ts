@@ -2,16 +2,17 @@
  * The Box's block store: one file per block on the local file system.
  *
  * Layout under the store's directory:
- *   blocks/<xx>/<yy>/<cid-string>   a stored block, named by its CID string
+ *   blocks/<xx>/<cid-string>        a stored block, named by its CID string
  *   tmp/                            in-flight writes; whatever is left here after a crash is deleted by `open()`
  *   quarantine/                     blocks set aside by `quarantine()` (no longer served, kept for inspection)
  *
- * Sharding. `<xx>` and `<yy>` are the first two bytes of the CID's multihash *digest*, in hex (256 x 256 leaf
- * directories). The leading characters of a CID string are the same for every block of a kind ("bafkrei..." is
- * CIDv1 + raw + sha2-256 + 32 bytes), so sharding on them would pile everything into one directory; the digest is
- * a uniform hash, so every shard fills at the same rate and no directory grows large (about 16 entries per leaf at
- * a million blocks, 256 at sixteen million). The price is paid once: until the store holds some tens of thousands
- * of blocks, most puts also create (and sync) a shard directory.
+ * Sharding. `<xx>` is the first byte of the CID's multihash *digest*, in hex (256 shard directories). The leading
+ * characters of a CID string are the same for every block of a kind ("bafkrei..." is CIDv1 + raw + sha2-256 + 32
+ * bytes), so sharding on them would pile everything into one directory; the digest is a uniform hash, so every
+ * shard fills at the same rate (about 4,000 entries each at a million blocks, which ext4's hashed directories
+ * handle without effort). All 256 shards are created when the store is opened, so a put never creates a
+ * directory or syncs a parent: one level was measured to matter, since with 65,536 leaves nearly every put of a
+ * young store paid a mkdir and an extra fsync.
  *
  * Crash safety. A block becomes visible only by a rename of a fully written, fsynced temporary file, so at any
  * crash point a name under blocks/ either does not exist or holds the whole block. The shard directory is fsynced
@@ -64,7 +65,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 /** Where a block lives relative to the store's directory: blocks/<xx>/<yy>/<cid-string>. */
 export function blockPath(cid: CID): string {
   const d = cid.multihash.digest;
-  return join('blocks', HEX[d[0] ?? 0], HEX[d[1] ?? 0], cid.toString());
+  return join('blocks', HEX[d[0] ?? 0], cid.toString());
 }
 
 export class FsBlockstore implements Blockstore {
@@ -104,6 +105,12 @@ export class FsBlockstore implements Blockstore {
     try {
       const created = await this.#io.mkdir(this.dir, { recursive: true });
       for (const sub of [this.#blocksDir, this.#tmpDir, this.#quarantineDir]) await this.#io.mkdir(sub, { recursive: true });
+      const shards = await listDirs(this.#blocksDir);
+      if (shards.length < HEX.length) {
+        const have = new Set(shards);
+        await Promise.all(HEX.filter((h) => !have.has(h)).map((h) => this.#io.mkdir(join(this.#blocksDir, h), { recursive: true })));
+        if (this.#fsync) await this.#syncDir(this.#blocksDir);
+      }
       if (this.#fsync) {
         await this.#syncDir(this.dir);
         if (created !== undefined) await this.#syncDir(dirname(this.dir));
@@ -376,26 +383,24 @@ export class FsBlockstore implements Blockstore {
   /** Every stored block file, skipping anything that is not a CID in its right shard (foreign files). */
   async *#walk(options?: AbortOptions): AsyncIterable<{ cid: CID; path: string }> {
     for (const xx of await listDirs(this.#blocksDir)) {
-      for (const yy of await listDirs(join(this.#blocksDir, xx))) {
-        const shard = join(this.#blocksDir, xx, yy);
-        let names: string[];
+      const shard = join(this.#blocksDir, xx);
+      let names: string[];
+      try {
+        names = await fsp.readdir(shard);
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        throw err;
+      }
+      for (const name of names) {
+        throwIfAborted(options);
+        let cid: CID;
         try {
-          names = await fsp.readdir(shard);
-        } catch (err) {
-          if (isNotFound(err)) continue;
-          throw err;
+          cid = CID.parse(name);
+        } catch {
+          continue;
         }
-        for (const name of names) {
-          throwIfAborted(options);
-          let cid: CID;
-          try {
-            cid = CID.parse(name);
-          } catch {
-            continue;
-          }
-          const path = join(shard, name);
-          if (this.pathOf(cid) === path) yield { cid, path };
-        }
+        const path = join(shard, name);
+        if (this.pathOf(cid) === path) yield { cid, path };
       }
     }
   }

@@ -14,7 +14,7 @@ import { RAW_CODE, cidFromSha256 } from '../blocks/cid.ts';
 import { ReserveError } from '../errors.ts';
 import type { Clock, Progress } from '../ports.ts';
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../chunker/fastcdc.ts';
-import { Semaphore, mapLimit } from '../util/limit.ts';
+import { ByteBudget, Semaphore, mapLimit } from '../util/limit.ts';
 import { putNode, readChunkRefs, readDir, readSnapshot, writeChunkRefs, writeDir, type Chunk } from './manifest-io.ts';
 import { MANIFEST_VERSION, compareBytes, nsToTime, type ChunkRefs, type DirEntry, type SnapshotNode } from './model.ts';
 import { nameKey, showPath } from './names.ts';
@@ -37,8 +37,11 @@ export interface BackupParams {
   progress?: Progress;
   onWarning?: (w: Warning) => void;
   signal?: AbortSignal;
-  /** Files read at once (default 4: enough to keep two hashing threads and the disk busy). */
+  /** Most files read at once (default 32); also bounded by `bytesInFlight`. */
   fileConcurrency?: number;
+  /** Window bytes all files being read may hold at once (default 32 MiB): many small files overlap their I/O
+   * and fsyncs, a few large ones do not blow up memory. */
+  bytesInFlight?: number;
   /** Bytes read per window (default 8 MiB). */
   windowBytes?: number;
 }
@@ -78,6 +81,7 @@ class BackupRun {
   readonly #p: BackupParams;
   readonly #chunker: ChunkerParams;
   readonly #files: Semaphore;
+  readonly #bytes: ByteBudget;
   readonly #window: number;
   readonly #known = new Set<string>();
   readonly #inflight = new Map<string, Promise<boolean>>();
@@ -101,7 +105,8 @@ class BackupRun {
   constructor(p: BackupParams) {
     this.#p = p;
     this.#chunker = p.chunker ?? DEFAULT_CHUNKER;
-    this.#files = new Semaphore(p.fileConcurrency ?? 4);
+    this.#files = new Semaphore(p.fileConcurrency ?? 32);
+    this.#bytes = new ByteBudget(p.bytesInFlight ?? 32 * 1024 * 1024);
     this.#window = p.windowBytes ?? 8 * 1024 * 1024;
   }
 
@@ -144,7 +149,7 @@ class BackupRun {
     listed.sort((a, b) => compareBytes(a.name, b.name));
     const prevByName = new Map<string, DirEntry>();
     for (const e of prev ?? []) prevByName.set(nameKey(e.n), e);
-    const entries = await mapLimit(listed, 8, (e) => this.#entry([...path, e.name], e, prevByName.get(nameKey(e.name))));
+    const entries = await mapLimit(listed, 32, (e) => this.#entry([...path, e.name], e, prevByName.get(nameKey(e.name))));
     return writeDir(
       this.#p.store,
       entries.filter((e): e is DirEntry => e !== null),
@@ -207,18 +212,24 @@ class BackupRun {
       let shared = this.#hardlinks.get(h);
       if (shared) this.stats.hardlinks++;
       else {
-        shared = this.#files.run(() => this.#ingest(path, st));
+        shared = this.#read(path, st);
         this.#hardlinks.set(h, shared);
       }
       result = await shared;
     } else {
-      result = await this.#files.run(() => this.#ingest(path, st));
+      result = await this.#read(path, st);
     }
     if (!result) return null;
     this.stats.files++;
     this.stats.chunks += result.count;
     this.stats.bytes += result.size;
     return { ...base, k: 'f', s: result.size, ...result.refs, ...(h ? { h } : {}), x };
+  }
+
+  /** Read a file within the concurrency limits: a file slot, and the window bytes it will hold. */
+  #read(path: TreePath, st: SourceStat): Promise<{ refs: ChunkRefs; size: number; count: number }> {
+    const need = Math.min(st.size, this.#window) + this.#chunker.maxSize;
+    return this.#files.run(() => this.#bytes.run(need, () => this.#ingest(path, st)));
   }
 
   /** Read one file, chunk and hash it, store its new chunks. */

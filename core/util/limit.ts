@@ -52,3 +52,35 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/**
+ * A budget of bytes in flight: work that needs `n` bytes waits until they are free (first come, first served).
+ * A request larger than the whole budget is clamped to it, so it runs alone rather than never.
+ */
+export class ByteBudget {
+  #free: number;
+  readonly #capacity: number;
+  readonly #waiting: Array<{ n: number; resolve: () => void }> = [];
+
+  constructor(capacity: number) {
+    if (!(capacity >= 1)) throw new RangeError(`a byte budget needs at least one byte, got ${capacity}`);
+    this.#capacity = capacity;
+    this.#free = capacity;
+  }
+
+  async run<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    const n = Math.min(Math.max(bytes, 1), this.#capacity);
+    if (this.#waiting.length === 0 && n <= this.#free) this.#free -= n;
+    else await new Promise<void>((resolve) => this.#waiting.push({ n, resolve }));
+    try {
+      return await fn();
+    } finally {
+      this.#free += n;
+      while (this.#waiting.length && this.#waiting[0].n <= this.#free) {
+        const next = this.#waiting.shift()!;
+        this.#free -= next.n;
+        next.resolve();
+      }
+    }
+  }
+}
