@@ -46,9 +46,9 @@ export interface BoxTiming {
   tickMs?: number;
   /** Between anti-entropy syncs with every reachable member (default 10 s). */
   syncMs?: number;
-  /** Idle syncs back off up to this (default 1 h; gossip carries changes at once, this is anti-entropy). */
+  /** Idle syncs back off up to this (default 2 h; gossip carries changes at once, this is anti-entropy). */
   idleSyncMs?: number;
-  /** Idle keeper rounds back off up to this (default 20 min). */
+  /** Idle keeper rounds back off up to this (default 30 min). */
   idleTickMs?: number;
   pushGraceMs?: number;
   gcGraceMs?: number;
@@ -278,7 +278,7 @@ export class Box {
     this.#syncTimer = this.#init.clock.setTimer(Math.max(this.#syncInterval, base), () => {
       void this.syncAll().then(
         (learned) => {
-          this.#syncInterval = learned ? base : Math.min(Math.max(this.#syncInterval, base) * 2, Math.max(this.#init.timing?.idleSyncMs ?? 3_600_000, base));
+          this.#syncInterval = learned ? base : Math.min(Math.max(this.#syncInterval, base) * 2, Math.max(this.#init.timing?.idleSyncMs ?? 7_200_000, base));
           this.#armSync();
         },
         () => this.#armSync(),
@@ -304,6 +304,7 @@ export class Box {
   async syncWith(peer: BoxId): Promise<number> {
     try {
       const diff = await this.#init.network.request(peer, SYNC_PROTOCOL, this.#ledger.stateVector(), { timeoutMs: this.#init.timing?.requestTimeoutMs ?? 10_000 });
+      this.#keeper?.noteSeen(peer);
       const r = this.#ledger.applyUpdate(diff);
       if (r.added > 0) {
         this.#dirty = true;

@@ -70,7 +70,7 @@ export interface KeeperOptions {
   quarantine?: (cid: CID) => Promise<void>;
   /** Between keeper rounds while there is work (default 5 s). */
   tickMs?: number;
-  /** Idle rounds back off, doubling up to this (default 20 min, well inside the default 1 h repair grace). */
+  /** Idle rounds back off, doubling up to this (default 30 min, inside the default 1 h repair grace). */
   idleTickMs?: number;
   /** How long pulls of a new snapshot wait for its reachable author's push (default 60 s). */
   pushGraceMs?: number;
@@ -173,7 +173,7 @@ export class Keeper {
       this.#timer = null;
       void this.round().finally(() => {
         const tick = this.#o.tickMs ?? 5_000;
-        this.#interval = this.#idle ? Math.min(Math.max(this.#interval, tick) * 2, Math.max(this.#o.idleTickMs ?? 1_200_000, tick)) : tick;
+        this.#interval = this.#idle ? Math.min(Math.max(this.#interval, tick) * 2, Math.max(this.#o.idleTickMs ?? 1_800_000, tick)) : tick;
         this.#schedule(this.#interval);
       });
     });
@@ -232,6 +232,11 @@ export class Keeper {
   /** Members other than this Box that are active. */
   #peers(state = this.state()): BoxId[] {
     return activeMembers(state).filter((id) => id !== this.id);
+  }
+
+  /** Another exchange with `peer` succeeded (a sync, a block): proof of life, so no ping is needed for a while. */
+  noteSeen(peer: BoxId): void {
+    if (this.#lastSeen.has(peer) || !this.#downSince.has(peer)) this.#lastSeen.set(peer, this.#o.clock.now());
   }
 
   reachable(peer: BoxId): boolean {
@@ -431,8 +436,11 @@ export class Keeper {
     // Forget liveness records of Boxes that are no longer active members (declared dead, left, removed).
     for (const p of [...this.#downSince.keys()]) if (!peers.includes(p)) this.#o.onNotice?.({ type: 'peer-departed', box: p });
     for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
+    const fresh = Math.max(this.#interval, this.#o.tickMs ?? 5_000) / 2;
     await Promise.all(
       peers.map(async (p) => {
+        // Heard from recently (a sync or a transfer) and not in trouble: that is proof enough, skip the ping.
+        if (!this.#downSince.has(p) && now() - (this.#lastSeen.get(p) ?? -Infinity) < fresh) return;
         try {
           await this.#o.network.request(p, PING_PROTOCOL, new Uint8Array(0), { timeoutMs: this.#o.pingTimeoutMs ?? 5_000 });
           this.#lastSeen.set(p, now());
