@@ -3,6 +3,7 @@
  * the decoders (and `answer`, which a peer's bytes reach first) turn any malformed, mutated, oversized or
  * wrong-version input into a named error and never crash with anything else.
  */
+import { splitmixWords } from '../simulations/sim/rng.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cidFromSha256, RAW_CODE } from '../core/blocks/cid.ts';
@@ -38,16 +39,6 @@ function onlyNamed(f: () => unknown, allowed = WIRE_ERRORS): void {
   }
 }
 
-function words(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
 
 const GEOMETRIES: HoldingsGeometry[] = [
   { partitionBits: 4, levelBits: 2 },
@@ -86,7 +77,7 @@ function randomKeys(next: () => number, n: number, partitionBits: number, partit
 
 /** A structurally valid request, built from a seed. */
 function randomRequest(seed: number, geometry: HoldingsGeometry, nExpand: number, nItems: number, maxEntries: number): HoldingsRequest {
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const { partitionBits: pb, levelBits: lb } = geometry;
   const depth = pb / lb;
   const partitions = 2 ** pb;
@@ -126,7 +117,7 @@ function randomRequest(seed: number, geometry: HoldingsGeometry, nExpand: number
 }
 
 function randomResponse(seed: number, levelBits: number, nodes: number, nItems: number): HoldingsResponse {
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const fanout = 2 ** levelBits;
   const counts: number[] = [];
   const hashes = new Uint8Array(nodes * fanout * 16);
@@ -148,7 +139,7 @@ function randomResponse(seed: number, levelBits: number, nodes: number, nItems: 
 
 /** Requests and responses of a real comparison, to mutate. */
 async function realExchange(): Promise<{ requests: Uint8Array[]; responses: Uint8Array[]; index: HoldingsIndex }> {
-  const next = words(42);
+  const next = splitmixWords(42);
   const make = (n: number) =>
     Array.from({ length: n }, () => {
       const d = new Uint8Array(32);

@@ -3,6 +3,7 @@
  * (whatever the insertion order or geometry), buckets list their CIDs in order, serialise/restore round-trips
  * and rejects any corruption, and the holder report has the shape the shared state stores.
  */
+import { splitmixWords } from '../simulations/sim/rng.ts';
 import fc from 'fast-check';
 import { CID } from 'multiformats/cid';
 import * as Digest from 'multiformats/hashes/digest';
@@ -24,21 +25,10 @@ import type { HoldingsGeometry } from '../core/holdings/index.ts';
 import type { HolderReportBody } from '../core/state/events.ts';
 import { propertyOptions } from './support/fc.ts';
 
-/** A deterministic stream of 32-bit words (splitmix-style), so large sets cost no fast-check generation. */
-function words(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
 
 /** `n` distinct-with-overwhelming-probability CIDs; every `twinEvery`-th reuses the previous digest under the other codec. */
 function makeCids(seed: number, n: number, twinEvery = 0): CID[] {
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const out: CID[] = [];
   for (let i = 0; i < n; i++) {
     const prev = out[out.length - 1];

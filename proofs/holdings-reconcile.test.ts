@@ -4,6 +4,7 @@
  * times the depth, not with the number of blocks; it respects the message limit by splitting rounds; it refuses
  * answers that do not fit the question; and it runs over the Network port (here the simulator's network).
  */
+import { splitmixWords } from '../simulations/sim/rng.ts';
 import fc from 'fast-check';
 import type { CID } from 'multiformats/cid';
 import { describe, expect, it } from 'vitest';
@@ -29,19 +30,9 @@ import { Life } from '../simulations/sim/scheduler.ts';
 import { SimWorld } from '../simulations/sim/world.ts';
 import { propertyOptions } from './support/fc.ts';
 
-function words(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
 
 function makeCids(seed: number, n: number): CID[] {
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const out: CID[] = [];
   for (let i = 0; i < n; i++) {
     const d = new Uint8Array(32);
@@ -67,7 +58,7 @@ let pool: CID[] | undefined;
 function draw(seed: number, n: number): CID[] {
   pool ??= makeCids(0x5eed, POOL_SIZE);
   if (n > POOL_SIZE) throw new Error(`the pool holds ${POOL_SIZE} CIDs, ${n} asked for`);
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const order = new Int32Array(POOL_SIZE);
   for (let i = 0; i < POOL_SIZE; i++) order[i] = i;
   const out: CID[] = [];
@@ -159,7 +150,7 @@ describe('reconcile: finds exactly the symmetric difference', () => {
           const filter =
             spec.kind === 'ranges'
               ? PartitionFilter.ranges(parts, spec.rs.map(([s, len]) => [s % parts, Math.min(parts, (s % parts) + len)] as [number, number]))
-              : PartitionFilter.where(parts, (x) => ((words(spec.s ^ x)() >>> 7) & 1) === 1);
+              : PartitionFilter.where(parts, (x) => ((splitmixWords(spec.s ^ x)() >>> 7) & 1) === 1);
           const inFilter = (c: CID): boolean => filter.includes(p.a.partitionOf(c));
           const r = await reconcile(p.a, ask(p.b), { filter });
           expect(keys(r.onlyLocal)).toEqual(keys(p.onlyA.filter(inFilter)));

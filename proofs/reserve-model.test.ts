@@ -7,7 +7,6 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RAW_CODE } from '../core/blocks/cid.ts';
 import { SimWorld } from '../simulations/sim/world.ts';
 import { ReserveSim } from '../simulations/reserve/harness.ts';
 import { generateTree, mutateTree, type MemNode } from '../simulations/reserve/memtree.ts';
@@ -28,19 +27,10 @@ interface Real {
   protectedRoots: Set<string>;
 }
 
-function copies(real: Real): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const b of real.sim.cluster.all()) {
-    if (b.state === 'bricked' || b.state === 'removed') continue;
-    for (const cid of b.blocks.cids()) if (cid.code === RAW_CODE && b.blocks.intact(cid)) out.set(cid.toString(), (out.get(cid.toString()) ?? 0) + 1);
-  }
-  return out;
-}
-
-function checkSafety(m: Model, r: Real): void {
-  const c = copies(r);
+async function checkSafety(m: Model, r: Real): Promise<void> {
+  const c = r.sim.intactCopies();
   for (const root of r.originals.keys()) {
-    const chunks = r.sim.chunksOf(root);
+    const chunks = await r.sim.chunksOf(root);
     if (!chunks) continue;
     const min = chunks.reduce((acc, k) => Math.min(acc, c.get(k) ?? 0), Infinity);
     if (min >= 2) r.protectedRoots.add(root);
@@ -71,7 +61,7 @@ const backupCmd = (n: number): Cmd => ({
     } catch {
       // a Box that is not (yet) a member cannot back up: not a failure of the reserve
     }
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => `backup(${n})`,
 });
@@ -81,7 +71,7 @@ const tickCmd = (minutes: number): Cmd => ({
   async run(m, r) {
     await r.sim.cluster.runFor(minutes * 60_000);
     if (m.lostSinceHealthy > 0 && !m.partitioned && (await healthy(r))) m.lostSinceHealthy = 0;
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => `tick(${minutes}m)`,
 });
@@ -93,7 +83,7 @@ const addCmd = (): Cmd => ({
     if (!up) return;
     r.sim.addBox(r.sim.invite(up.id));
     await r.sim.cluster.runFor(60_000);
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => 'add',
 });
@@ -106,7 +96,7 @@ const brickCmd = (n: number): Cmd => ({
     r.sim.cluster.brick(ups[n % ups.length].id);
     m.lostSinceHealthy++;
     await r.sim.cluster.runFor(60_000);
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => `brick(${n})`,
 });
@@ -116,10 +106,10 @@ const corruptCmd = (n: number): Cmd => ({
   async run(m, r) {
     const boxes = r.sim.cluster.all().filter((b) => b.state === 'up');
     if (!boxes.length) return;
-    const c = copies(r);
+    const c = r.sim.intactCopies();
     const b = boxes[n % boxes.length];
     b.blocks.rot(1, 1, r.world.rng.fork(`rot/${n}/${m.snapshots}`), (cid) => (c.get(cid.toString()) ?? 0) >= 2);
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => `corrupt(${n})`,
 });
@@ -130,7 +120,7 @@ const partitionCmd = (): Cmd => ({
     r.world.net.partitionHalves(r.world.rng.fork(`halves/${m.snapshots}`));
     m.partitioned = true;
     await r.sim.cluster.runFor(60_000);
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => 'partition',
 });
@@ -141,7 +131,7 @@ const healCmd = (): Cmd => ({
     r.world.net.heal();
     m.partitioned = false;
     await r.sim.cluster.runFor(60_000);
-    checkSafety(m, r);
+    await checkSafety(m, r);
   },
   toString: () => 'heal',
 });

@@ -29,7 +29,7 @@ import type { BoxId, Network } from '../net.ts';
 import type { Clock } from '../ports.ts';
 import { compileView } from '../placement/place.ts';
 import type { CompiledPlacement, PlacementView } from '../placement/types.ts';
-import { decodeChunkList, decodeDir, decodeSnapshot } from '../snapshot/model.ts';
+import { collectManifest } from '../snapshot/manifest-io.ts';
 import type { ReserveLedger } from '../state/ledger.ts';
 import { activeMembers, toPlacementView, type ReserveState } from '../state/reducer.ts';
 import { mapLimit } from '../util/limit.ts';
@@ -315,44 +315,8 @@ export class Keeper {
   async index(root: string, author: BoxId): Promise<SnapshotIndex> {
     const cached = this.#index.get(root);
     if (cached) return cached;
-    const manifest: CID[] = [];
-    const chunks = new Map<string, CID>();
-    const rootCid = parseCid(root);
-    const snap = decodeSnapshot(await this.#manifestBlock(rootCid, author), `snapshot ${root}`);
-    manifest.push(rootCid);
-    const dirs: CID[] = [snap.tree];
-    const seenDirs = new Set<string>();
-    while (dirs.length) {
-      const dir = dirs.pop()!;
-      if (seenDirs.has(dir.toString())) continue;
-      seenDirs.add(dir.toString());
-      manifest.push(dir);
-      const node = decodeDir(await this.#manifestBlock(dir, author), `directory ${dir}`);
-      const pages = node.e ? [node] : [];
-      for (const p of node.p ?? []) {
-        manifest.push(p);
-        pages.push(decodeDir(await this.#manifestBlock(p, author), `directory page ${p}`));
-      }
-      for (const page of pages) {
-        for (const e of page.e ?? []) {
-          if (e.k === 'd') dirs.push(e.d!);
-          else if (e.k === 'f') {
-            for (const c of e.c ?? []) chunks.set(c.toString(), c);
-            if (e.cl) {
-              const lists = [e.cl];
-              while (lists.length) {
-                const l = lists.pop()!;
-                manifest.push(l);
-                const node = decodeChunkList(await this.#manifestBlock(l, author), `chunk list ${l}`);
-                for (const c of node.c ?? []) chunks.set(c.toString(), c);
-                lists.push(...(node.l ?? []));
-              }
-            }
-          }
-        }
-      }
-    }
-    const idx: SnapshotIndex = { root, manifest, chunks: [...chunks.values()] };
+    const { manifest, chunks } = await collectManifest(parseCid(root), (cid) => this.#manifestBlock(cid, author));
+    const idx: SnapshotIndex = { root, manifest, chunks };
     this.#index.set(root, idx);
     return idx;
   }
@@ -599,15 +563,19 @@ export class Keeper {
    * restart resumes the push rather than starting over.
    */
   async schedulePush(root: string): Promise<void> {
-    await this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
+    await this.#recordPush(root);
     this.poke();
   }
 
   /** Push now and report the snapshot's protection. */
   async protect(root: string): Promise<Protection> {
-    await this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
+    await this.#recordPush(root);
     await this.#push(root);
     return this.protection(root);
+  }
+
+  #recordPush(root: string): Promise<void> {
+    return this.#o.kv.put(PUSH_PREFIX + root, new TextEncoder().encode(root));
   }
 
   async #resumePushes(): Promise<void> {

@@ -124,3 +124,51 @@ export async function readDir(store: Blockstore, cid: CID, where: string): Promi
 export async function readSnapshot(store: Blockstore, cid: CID, where: string): Promise<SnapshotNode> {
   return decodeSnapshot(await getVerified(store, cid, where), `snapshot ${cid}`);
 }
+
+export interface ManifestIndex {
+  /** Manifest blocks: the snapshot node, directories and their pages, chunk lists. */
+  manifest: CID[];
+  /** Distinct chunks, in first-seen order. */
+  chunks: CID[];
+}
+
+/**
+ * Walk a snapshot's whole manifest through `read` (which decides where blocks come from: a local store, the
+ * network, a simulator's disks) and list every manifest block and every distinct chunk.
+ */
+export async function collectManifest(root: CID, read: (cid: CID) => Promise<Uint8Array>): Promise<ManifestIndex> {
+  const manifest: CID[] = [root];
+  const chunks = new Map<string, CID>();
+  const snap = decodeSnapshot(await read(root), `snapshot ${root}`);
+  const dirs: CID[] = [snap.tree];
+  const seen = new Set<string>();
+  while (dirs.length) {
+    const dir = dirs.pop()!;
+    if (seen.has(dir.toString())) continue;
+    seen.add(dir.toString());
+    manifest.push(dir);
+    const node = decodeDir(await read(dir), `directory ${dir}`);
+    const pages = node.e ? [node] : [];
+    for (const p of node.p ?? []) {
+      manifest.push(p);
+      pages.push(decodeDir(await read(p), `directory page ${p}`));
+    }
+    for (const page of pages) {
+      for (const e of page.e ?? []) {
+        if (e.k === 'd') dirs.push(e.d!);
+        else if (e.k === 'f') {
+          for (const c of e.c ?? []) chunks.set(c.toString(), c);
+          const lists = e.cl ? [e.cl] : [];
+          while (lists.length) {
+            const l = lists.pop()!;
+            manifest.push(l);
+            const list = decodeChunkList(await read(l), `chunk list ${l}`);
+            for (const c of list.c ?? []) chunks.set(c.toString(), c);
+            lists.push(...(list.l ?? []));
+          }
+        }
+      }
+    }
+  }
+  return { manifest, chunks: [...chunks.values()] };
+}

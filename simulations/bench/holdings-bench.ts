@@ -13,6 +13,7 @@
  * Timed here, never in unit tests. Options: --blocks N, --json (print the figures as JSON at the end).
  * Digests come from a fixed-seed generator, so every run indexes the same blocks.
  */
+import { splitmixWords } from '../sim/rng.ts';
 import { pathToFileURL } from 'node:url';
 import type { CID } from 'multiformats/cid';
 import { cidFromSha256, RAW_CODE } from '../../core/blocks/cid.ts';
@@ -22,20 +23,10 @@ import type { ReconcileResult } from '../../core/holdings/index.ts';
 const CID_BYTES = 36;
 const BLOCK_SIZE = 262_144;
 
-function words(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
 
 /** The i-th block of stream `seed` as a CID (made on demand: the bench never holds N CID objects). */
 function digests(seed: number, n: number): Uint8Array {
-  const next = words(seed);
+  const next = splitmixWords(seed);
   const out = new Uint8Array(n * 32);
   const view = new DataView(out.buffer);
   for (let i = 0; i < n * 8; i++) view.setUint32(i * 4, next());

@@ -10,9 +10,10 @@ import type { KeeperNotice } from '../../core/keeper/keeper.ts';
 import type { BoxId, Network } from '../../core/net.ts';
 import { compileView } from '../../core/placement/place.ts';
 import { inlineChunking } from '../../core/snapshot/inline.ts';
-import { parseCid } from '../../core/blocks/cid.ts';
+import { RAW_CODE, parseCid } from '../../core/blocks/cid.ts';
 import type { CID } from 'multiformats/cid';
-import { decodeChunkList, decodeDir, decodeSnapshot } from '../../core/snapshot/model.ts';
+import { collectManifest } from '../../core/snapshot/manifest-io.ts';
+import { BlockNotFoundError } from '../../core/blocks/blockstore.ts';
 import { createReserveSecret, signerFromSeed, unsealerFromSeed } from '../../core/state/crypto.ts';
 import { toPlacementView } from '../../core/state/reducer.ts';
 import { createYjsBackend } from '../../adapters/crdt/yjs.ts';
@@ -265,46 +266,32 @@ export class ReserveSim {
    * manifest block on any disk that still exists). Never does simulated I/O, so checkers may call it between
    * steps. Null when some manifest block has no intact copy anywhere.
    */
-  chunksOf(root: string): string[] | null {
+  async chunksOf(root: string): Promise<string[] | null> {
     const cached = this.#chunkCache.get(root);
     if (cached) return cached;
     const disks = this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed').map((b) => b.blocks);
-    const read = (cid: CID): Uint8Array | null => {
+    const read = async (cid: CID): Promise<Uint8Array> => {
       for (const d of disks) if (d.intact(cid)) return d.peek(cid)!;
-      return null;
+      throw new BlockNotFoundError(cid, 'any disk');
     };
-    const chunks = new Set<string>();
-    const snapBytes = read(parseCid(root));
-    if (!snapBytes) return null;
-    const dirs = [decodeSnapshot(snapBytes).tree];
-    while (dirs.length) {
-      const bytes = read(dirs.pop()!);
-      if (!bytes) return null;
-      const node = decodeDir(bytes);
-      const pages = node.e ? [node] : [];
-      for (const p of node.p ?? []) {
-        const b = read(p);
-        if (!b) return null;
-        pages.push(decodeDir(b));
-      }
-      for (const page of pages)
-        for (const e of page.e ?? []) {
-          if (e.k === 'd') dirs.push(e.d!);
-          else if (e.k === 'f') {
-            for (const c of e.c ?? []) chunks.add(c.toString());
-            const lists = e.cl ? [e.cl] : [];
-            while (lists.length) {
-              const b = read(lists.pop()!);
-              if (!b) return null;
-              const l = decodeChunkList(b);
-              for (const c of l.c ?? []) chunks.add(c.toString());
-              lists.push(...(l.l ?? []));
-            }
-          }
-        }
+    let out: string[];
+    try {
+      out = (await collectManifest(parseCid(root), read)).chunks.map(String);
+    } catch (e) {
+      if (e instanceof BlockNotFoundError) return null;
+      throw e;
     }
-    const out = [...chunks];
     this.#chunkCache.set(root, out);
+    return out;
+  }
+
+  /** Intact copies of every chunk (raw blocks; manifests belong on every Box) on every disk that still exists. */
+  intactCopies(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const b of this.cluster.all()) {
+      if (b.state === 'bricked' || b.state === 'removed') continue;
+      for (const cid of b.blocks.cids()) if (cid.code === RAW_CODE && b.blocks.intact(cid)) out.set(cid.toString(), (out.get(cid.toString()) ?? 0) + 1);
+    }
     return out;
   }
 
@@ -324,7 +311,7 @@ export class ReserveSim {
     let minCopies = Infinity;
     for (const rec of state.catalog.values()) {
       if (ignore.has(rec.root)) continue;
-      const list = this.chunksOf(rec.root);
+      const list = await this.chunksOf(rec.root);
       if (!list) {
         lost++;
         below++;

@@ -13,7 +13,6 @@
  *                     backup succeeds, leftovers are collected
  *   swarm             faults and their rates drawn from the seed (some kinds off entirely), VOPR style
  */
-import { RAW_CODE } from '../../core/blocks/cid.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import type { BoxId } from '../../core/net.ts';
 import { option, type Checker, type Overrides, type RunContext, type Scenario } from '../sim/runner.ts';
@@ -116,10 +115,10 @@ const noLoss: Checker<ReserveOptions, ReserveState> = {
   kind: 'safety',
   async check(state, ctx) {
     const sim = state.sim;
-    const copies = allCopies(state);
+    const copies = state.sim.intactCopies();
     const problems: string[] = [];
     for (const root of state.originals.keys()) {
-      const chunks = sim.chunksOf(root);
+      const chunks = await sim.chunksOf(root);
       if (!chunks) {
         if (state.protectedRoots.has(root) && state.lost.length < ctx.options.rf) problems.push(`protected snapshot ${root.slice(-8)} lost a manifest block`);
         continue;
@@ -134,16 +133,6 @@ const noLoss: Checker<ReserveOptions, ReserveState> = {
     return problems;
   },
 };
-
-/** Intact copies per chunk (raw blocks; manifests belong on every Box) on every disk that still exists. */
-function allCopies(state: ReserveState): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const b of state.sim.cluster.all()) {
-    if (b.state === 'bricked' || b.state === 'removed') continue;
-    for (const cid of b.blocks.cids()) if (cid.code === RAW_CODE && b.blocks.intact(cid)) out.set(cid.toString(), (out.get(cid.toString()) ?? 0) + 1);
-  }
-  return out;
-}
 
 const converged: Checker<ReserveOptions, ReserveState> = {
   name: 'state-converged',
@@ -200,7 +189,7 @@ const noCopyDip: Checker<ReserveOptions, ReserveState> = {
   kind: 'safety',
   check(state) {
     if (!state.baseline) return;
-    const now = allCopies(state);
+    const now = state.sim.intactCopies();
     const problems: string[] = [];
     for (const [cid, before] of state.baseline) {
       const n = now.get(cid) ?? 0;
@@ -261,7 +250,7 @@ function scenario(
 /** Set up a reserve with one backup and remember every chunk's copies (for the no-dip check). */
 async function setupWithBaseline(ctx: RunContext<ReserveOptions>): Promise<ReserveState> {
   const state = await setupReserve(ctx, 1);
-  state.baseline = allCopies(state);
+  state.baseline = state.sim.intactCopies();
   return state;
 }
 
@@ -318,7 +307,7 @@ export const addBox: S = scenario({
       name: 'surplus-dropped',
       kind: 'liveness',
       check(state, ctx) {
-        const over = [...allCopies(state).values()].filter((n) => n > ctx.options.rf).length;
+        const over = [...state.sim.intactCopies().values()].filter((n) => n > ctx.options.rf).length;
         if (over > 0) return `${over} chunks still have more than rf copies`;
       },
     },
@@ -482,7 +471,7 @@ export const swarm: S = scenario({
         const survivor = state.sim.upBoxes().find((b) => b.id !== id);
         if (survivor) state.sim.addBox(state.sim.invite(survivor.id));
       },
-      mayRot: (_box, cid) => (allCopies(state).get(cid.toString()) ?? 0) >= 2,
+      mayRot: (_box, cid) => (state.sim.intactCopies().get(cid.toString()) ?? 0) >= 2,
     });
     state.injector.applyNetwork();
     state.notes.push(`swarm ${JSON.stringify(swarm.enabled)}`);
