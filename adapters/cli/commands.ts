@@ -6,8 +6,10 @@ import type { Command } from 'commander';
 import { register as registerSim } from './sim.ts';
 import { register as registerSnapshots } from './snapshot-commands.ts';
 import { register as registerDemo } from './demo.ts';
+import { register as registerReserve } from './reserve-commands.ts';
 
 export const registrars: Array<(program: Command) => void> = [
+  registerReserve,
   registerSnapshots,
   registerDemo,
   registerSim,

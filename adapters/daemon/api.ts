@@ -52,6 +52,8 @@ export interface HealthView {
 
 export interface BoxView {
   id: string;
+  /** A human name for the Box (its host name or the name it joined with), when known. */
+  name?: string;
   /** active | dead | left | decommissioned ... (the membership status in the shared state) */
   status: string;
   self: boolean;

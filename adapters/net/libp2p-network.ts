@@ -3,9 +3,14 @@
  * identify, gossipsub for publish/subscribe, one libp2p protocol per Reserve protocol for request/response, and
  * `/reserve/blocks/1.0.0` for bulk block transfer (blocks.ts).
  *
- * Membership: every connection is checked against `isMember(peerId)` right after the noise handshake (the
- * connection gater), again when a stream arrives and when a gossip message is validated; `refreshMembership()`
- * closes connections of peers that stopped being members, `setPsk()` switches the key for new connections.
+ * Membership: the PSK handshake proves knowledge of the reserve secret; after it, `isMember(peerId)` decides.
+ * Outbound, the connection gater refuses to dial or keep non-members. Inbound, a peer that passed the PSK but is
+ * not a member is an applicant: it may open only the join protocol (`reserve/join/1`); every other stream gets a
+ * JoinRequiredError ("not a member of this reserve; join with an invite token"), its gossip is ignored (and
+ * gossipsub scores it below the graylist, so nothing is published to it), and its connection is closed after the
+ * join exchange unless the join made it a member, or after `applicantTimeoutMs`. Membership is checked again on
+ * every stream and gossip message; `refreshMembership()` closes connections of peers that stopped being members,
+ * `setPsk()` switches the key for new connections.
  * Discovery: the bootstrap addresses, the remembered addresses (`knownPeers()`, to persist), identify, and a small
  * peer exchange (`/reserve/peers/1.0.0`) on every new connection, so Boxes that know one address find the rest.
  * Every dial and every request has a deadline.
@@ -21,6 +26,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { CID } from '../../core/blocks/cid.ts';
+import { JOIN_PROTOCOL, JoinRequiredError } from '../../core/keeper/protocol.ts';
 import { AbortedError, InvalidInputError } from '../../core/errors.ts';
 import { PeerUnreachableError, RemoteError, RequestTimeoutError, type BoxId, type GossipHandler, type Network, type RequestHandler } from '../../core/net.ts';
 import type { AbortOptions } from '../../core/ports.ts';
@@ -34,7 +40,7 @@ import {
   type OnBlock,
   type ServeBlocksOptions,
 } from './blocks.ts';
-import { ERROR_FRAME_LIMIT, FrameKind, Limits, decodeError, decodeGossip, decodePeers, encodeError, encodeGossip, encodePeers, frameLimits, type PeerRecord } from './codec.ts';
+import { ERROR_FRAME_LIMIT, FrameKind, Limits, WANT_FRAME_LIMIT, decodeError, decodeGossip, decodePeers, encodeError, encodeGossip, encodePeers, frameLimits, type PeerRecord } from './codec.ts';
 import {
   AccessDeniedError,
   CipherMismatchError,
@@ -102,6 +108,8 @@ export interface Libp2pNetworkOptions {
   /** Addresses remembered from a previous run (`knownPeers()`). */
   knownPeers?: PeerAddressBook;
   isMember: (peerId: BoxId) => boolean;
+  /** How long a peer that holds the secret but is not a member may stay connected to ask to join (default 10 s). */
+  applicantTimeoutMs?: number;
   /** Deadline of every dial (default 5 s). */
   dialTimeoutMs?: number;
   /** Default deadline of a request (default 10 s). */
@@ -184,6 +192,9 @@ export class Libp2pNetwork implements Network {
   #blocks: { getter: BlockGetter; options: ServeBlocksOptions } | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #starting: Promise<void> | undefined;
+  /** Connected peers that are not members (yet): the deadline by which they must have joined. */
+  readonly #applicants = new Map<BoxId, ReturnType<typeof setTimeout>>();
+  readonly #joinId = protocolId(JOIN_PROTOCOL);
 
   constructor(options: Libp2pNetworkOptions) {
     this.#o = options;
@@ -236,6 +247,7 @@ export class Libp2pNetwork implements Network {
     if (this.#node) return;
     this.#stopping = new AbortController();
     const gossipLimit = this.#o.maxGossipBytes ?? Limits.gossip;
+    // Outbound: only members. Inbound: whoever passed the PSK handshake; a non-member may only join (#serveRequest).
     const deny = (peer: PeerId) => !this.#member(peer);
     const node = await createLibp2p<Services>({
       privateKey: this.#o.privateKey,
@@ -252,9 +264,7 @@ export class Libp2pNetwork implements Network {
       ],
       connectionGater: {
         denyDialPeer: deny,
-        denyInboundEncryptedConnection: deny,
         denyOutboundEncryptedConnection: deny,
-        denyInboundUpgradedConnection: deny,
         denyOutboundUpgradedConnection: deny,
       },
       connectionManager: {
@@ -269,6 +279,9 @@ export class Libp2pNetwork implements Network {
           allowPublishToZeroTopicPeers: true,
           emitSelf: false,
           maxInboundDataLength: gossipLimit + 64 * KIB,
+          // a non-member (an applicant) scores far below the graylist: its messages are dropped unread and
+          // nothing is published or gossiped to it
+          scoreParams: { appSpecificScore: (p: string) => (this.#member(p) ? 0 : -1000) },
         }),
       },
     });
@@ -311,6 +324,8 @@ export class Libp2pNetwork implements Network {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#stopping.abort(new NetworkNotRunningError('the network is stopping'));
+    for (const t of this.#applicants.values()) clearTimeout(t);
+    this.#applicants.clear();
     this.#node = undefined;
     await node.stop();
     this.#dialing.clear();
@@ -344,12 +359,25 @@ export class Libp2pNetwork implements Network {
     this.#protector.setPsk(psk);
   }
 
-  /** Close every connection to a peer that is no longer a member (call after the membership changed). */
+  /** Addresses where a member listens (e.g. the ones it advertised in the shared state), to dial it. */
+  addPeerAddresses(id: BoxId, addrs: readonly string[]): void {
+    if (id === this.self || addrs.length === 0) return;
+    this.#remember(id, addrs);
+  }
+
+  /**
+   * Close every connection to a peer that is no longer a member, and take up applicants that became members (call
+   * after the membership changed).
+   */
   async refreshMembership(): Promise<void> {
     const node = this.#node;
     if (!node) return;
+    for (const id of [...this.#applicants.keys()]) if (this.#member(id)) this.#settleApplicant(id);
     const gone = new Set<string>();
-    for (const conn of node.getConnections()) if (!this.#member(conn.remotePeer)) gone.add(conn.remotePeer.toString());
+    for (const conn of node.getConnections()) {
+      const id = conn.remotePeer.toString();
+      if (!this.#member(id) && !this.#applicants.has(id)) gone.add(id);
+    }
     await Promise.all([...gone].map((p) => node.hangUp(peerIdFromString(p)).catch(() => undefined)));
     for (const id of [...this.#book.keys()]) if (!this.#member(id)) this.#book.delete(id);
   }
@@ -388,7 +416,10 @@ export class Libp2pNetwork implements Network {
 
   #onPeerConnect(peer: PeerId): void {
     const id = peer.toString();
-    if (!this.#member(id)) return;
+    if (!this.#member(id)) {
+      this.#watchApplicant(id);
+      return;
+    }
     const e = this.#book.get(id);
     if (e) {
       e.failures = 0;
@@ -408,6 +439,12 @@ export class Libp2pNetwork implements Network {
   #onPeerDisconnect(peer: PeerId): void {
     const id = peer.toString();
     this.#lastPx.delete(id);
+    const applicant = this.#applicants.get(id);
+    if (applicant !== undefined) {
+      clearTimeout(applicant);
+      this.#applicants.delete(id);
+      return; // it never was a member here
+    }
     const e = this.#book.get(id);
     if (e) e.lastSeen = Date.now();
     if (!this.#member(id) || this.#stopping.signal.aborted) return; // our own shutdown is not the peer going down
@@ -416,6 +453,36 @@ export class Libp2pNetwork implements Network {
     } catch (err) {
       this.#log(`onPeerDown: ${errorOf(err).message}`);
     }
+  }
+
+  /** A peer that holds the secret but is not a member: it has `applicantTimeoutMs` to join, then it is dropped. */
+  #watchApplicant(id: BoxId): void {
+    if (this.#applicants.has(id) || !this.#node) return;
+    const t = setTimeout(() => this.#settleApplicant(id), this.#o.applicantTimeoutMs ?? 10_000);
+    t.unref?.();
+    this.#applicants.set(id, t);
+  }
+
+  /** After a join exchange (or the deadline): a member now is taken up like any new member, anyone else dropped. */
+  #settleApplicant(id: BoxId): void {
+    const t = this.#applicants.get(id);
+    if (t === undefined) return;
+    clearTimeout(t);
+    this.#applicants.delete(id);
+    const node = this.#node;
+    if (!node) return;
+    let peer: PeerId;
+    try {
+      peer = peerIdFromString(id);
+    } catch {
+      return;
+    }
+    if (this.#member(id)) {
+      if (node.getConnections(peer).length > 0) this.#onPeerConnect(peer);
+      return;
+    }
+    this.#log(`closing the connection of ${id}: not a member of this reserve`);
+    node.hangUp(peer).catch(() => undefined);
   }
 
   #selfRecord(): PeerRecord {
@@ -539,6 +606,10 @@ export class Libp2pNetwork implements Network {
     try {
       await this.#exchangePeersOrThrow(id, options.signal);
     } catch (err) {
+      if (err instanceof JoinRequiredError) {
+        this.#remember(id, [addr]); // connected and allowed to ask to join: keep the address for the JOIN
+        throw new AccessDeniedError('not-a-member', `${id} holds the same secret, but this Box is not a member of this reserve; join with an invite token`, { cause: err, peer: id });
+      }
       if (err instanceof RemoteError) return id; // it answered: connected (an older peer without peer exchange)
       if (options.signal?.aborted) throw new AbortedError(`dialling ${id} was cancelled`);
       if (err instanceof RequestTimeoutError) throw new PeerUnreachableError(id, `no answer within ${this.#dialTimeoutMs} ms after connecting`);
@@ -611,7 +682,10 @@ export class Libp2pNetwork implements Network {
     const handlers = this.#topics.get(msg.topic);
     if (!handlers || handlers.size === 0 || msg.type !== 'signed' || !msg.from) return;
     const from = msg.from.toString();
-    if (!this.#member(from)) return;
+    if (!this.#member(from)) {
+      this.#log(`${JoinRequiredError.name}: gossip from ${from} on ${msg.topic} ignored: not a member of this reserve; join with an invite token`);
+      return;
+    }
     let data: Uint8Array;
     try {
       data = decodeGossip(msg.data, this.#o.maxGossipBytes ?? Limits.gossip);
@@ -696,10 +770,17 @@ export class Libp2pNetwork implements Network {
 
   async #serveRequest(stream: Stream, conn: Connection, id: string): Promise<void> {
     const from = conn.remotePeer.toString();
-    if (!this.#member(from)) {
-      stream.abort(new AccessDeniedError('not-a-member', `${from} is not a member`, { peer: from }));
-      return;
+    // A peer that is not a member may only ask to join; anything else is answered with JoinRequiredError.
+    const applicant = !this.#member(from);
+    const refused = applicant && id !== this.#joinId;
+    try {
+      await this.#serveOne(stream, from, id, refused);
+    } finally {
+      if (applicant && !refused) this.#settleApplicant(from);
     }
+  }
+
+  async #serveOne(stream: Stream, from: BoxId, id: string, refused: boolean): Promise<void> {
     const internal = id === PEERS_PROTOCOL_ID;
     const entry = internal ? undefined : this.#handlers.get(id);
     const limits = internal ? CONTROL_LIMITS : (entry?.limits ?? CONTROL_LIMITS);
@@ -723,6 +804,11 @@ export class Libp2pNetwork implements Network {
       let kind: number = FrameKind.Response;
       let payload: Uint8Array;
       try {
+        if (refused) {
+          const refusal = new JoinRequiredError(this.self, `${this.self} refused ${from}: not a member of this reserve; join with an invite token`);
+          this.#log(`${refusal.name}: ${refusal.message}`);
+          throw refusal;
+        }
         if (internal) {
           this.#mergePeers(decodePeers(frame.payload));
           payload = this.#encodedPeerRecords();
@@ -865,6 +951,7 @@ export class Libp2pNetwork implements Network {
       if (!frame) throw new PeerUnreachableError(to, `the stream for ${protocol} closed before the response`);
       if (frame.kind === FrameKind.Error) {
         const e = decodeError(frame.payload);
+        if (e.errorName === JoinRequiredError.name) throw new JoinRequiredError(to, e.message);
         throw new RemoteError(to, e.errorName, e.message);
       }
       return frame.payload;
@@ -895,8 +982,23 @@ export class Libp2pNetwork implements Network {
       async (stream, conn) => {
         const from = conn.remotePeer.toString();
         const blocks = this.#blocks;
-        if (!this.#member(from) || !blocks) {
-          stream.abort(new AccessDeniedError('not-a-member', `${from} is not a member`, { peer: from }));
+        if (!this.#member(from)) {
+          const refusal = new JoinRequiredError(this.self, `${this.self} refused ${from}: not a member of this reserve; join with an invite token`);
+          this.#log(`${refusal.name}: ${refusal.message}`);
+          // the client's first wants are read (and dropped), then it is told why
+          const fs = new FramedStream(stream, frameLimits([[FrameKind.Want, WANT_FRAME_LIMIT], [FrameKind.Done, 0]]));
+          try {
+            const signal = AbortSignal.any([AbortSignal.timeout(this.#dialTimeoutMs), this.#stopping.signal]);
+            await fs.read(signal); // answer once the client listens (it sends its wants first)
+            await fs.write(FrameKind.Error, encodeError({ errorName: refusal.name, message: refusal.message }), signal);
+            await fs.closeWrite(signal);
+          } catch (err) {
+            fs.abort(errorOf(err));
+          }
+          return;
+        }
+        if (!blocks) {
+          stream.abort(new Error(`${this.self} does not serve blocks`));
           return;
         }
         await serveBlocksOverStream(stream, blocks.getter, blocks.options, this.#stopping.signal);

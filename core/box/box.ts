@@ -28,10 +28,26 @@ import { BlockClient } from '../keeper/block-client.ts';
 import { IntegrityMonitor, type SweepReport } from '../keeper/integrity.ts';
 import { Keeper, type KeeperNotice, type Protection } from '../keeper/keeper.ts';
 import { NetworkBlockstore } from '../keeper/network-store.ts';
-import { STATE_TOPIC, SYNC_PROTOCOL } from '../keeper/protocol.ts';
+import {
+  decodeJoinRequest,
+  decodeJoinResponse,
+  encodeJoinRequest,
+  encodeJoinResponse,
+  JOIN_PROTOCOL,
+  JoinRefusedError,
+  JoinRequiredError,
+  PING_PROTOCOL,
+  STATE_TOPIC,
+  SYNC_PROTOCOL,
+} from '../keeper/protocol.ts';
+import { RemoteError } from '../net.ts';
+import { decodeEvent } from '../state/events.ts';
+import { checkEvent } from '../state/reducer.ts';
 import { TrackingBlockstore } from '../keeper/tracking-store.ts';
 import type { EventEnvelope } from '../events/types.ts';
+import type { HealthSource } from '../events/health.ts';
 import { BoxEvents } from './events.ts';
+import { BoxHealth, type HealthReading } from './health.ts';
 
 export class UnknownSnapshotError extends ReserveError {
   static override readonly name = 'UnknownSnapshotError';
@@ -56,6 +72,8 @@ export interface BoxTiming {
   integrityIntervalMs?: number;
   integrityBytesPerSecond?: number;
   requestTimeoutMs?: number;
+  /** Between health samples (default 60 s). */
+  healthMs?: number;
 }
 
 export interface BoxInit {
@@ -83,10 +101,25 @@ export interface BoxInit {
   /** Quarantine a corrupt block (the file-system store moves it aside); default: delete it. */
   quarantine?: (cid: CID) => Promise<void>;
   timing?: BoxTiming;
-  onNotice?: (n: KeeperNotice | { type: 'sweep'; report: SweepReport } | { type: 'joined'; box: BoxId }) => void;
+  onNotice?: (n: KeeperNotice | { type: 'sweep'; report: SweepReport } | { type: 'joined'; box: BoxId } | JoinNotice) => void;
   /** Every reserve event this Box raised, once it is durable in the outbox. */
   onEvent?: (e: EventEnvelope) => void;
+  /** Memory, CPU, disk I/O and disk space of this Box (adapters/metrics reads the OS); sampled every
+   * `timing.healthMs` into keeper-health events and disk-capacity forecasts. Without it only limits are tracked. */
+  health?: HealthSource;
 }
+
+/**
+ * Admission over a gated network (libp2p): a Box that is not a member yet is refused everything but JOIN. The joiner
+ * sends its signed box-joined event to the peer that refused it ('join-accepted' when that peer applied it, then it
+ * syncs from it); the member checks it like any event (signature, join proof, generation, not decommissioned),
+ * applies it, gossips it ('join-admitted'), or refuses it and changes nothing ('join-refused').
+ */
+export type JoinNotice =
+  | { type: 'join-accepted'; by: BoxId; members: number }
+  | { type: 'join-failed'; peer: BoxId; message: string }
+  | { type: 'join-admitted'; box: BoxId }
+  | { type: 'join-refused'; box: BoxId; message: string };
 
 export interface BoxBackupResult {
   cid: CID;
@@ -122,12 +155,15 @@ export class Box {
   #keeper!: Keeper;
   #integrity!: IntegrityMonitor;
   #events!: BoxEvents;
+  #health!: BoxHealth;
   #syncTimer: (() => void) | null = null;
   #unsubscribe: Array<() => void> = [];
   #started = false;
   #dirty = false;
   #syncInterval = 0;
   #saving: Promise<void> | null = null;
+  /** Peers that refused this Box as a non-member (JoinRequiredError): they get a JOIN. */
+  readonly #refusedBy = new Set<BoxId>();
 
   constructor(init: BoxInit) {
     this.#init = init;
@@ -165,6 +201,11 @@ export class Box {
     return this.#ledger.state();
   }
 
+  /** The last health sample (undefined before the first one, or when the Box has no health source). */
+  latestHealth(): HealthReading | undefined {
+    return this.#health?.latest();
+  }
+
   // ------------------------------------------------------------------------------------------- lifecycle
 
   async start(): Promise<void> {
@@ -198,6 +239,8 @@ export class Box {
           if (r.added > 0) {
             this.#dirty = true;
             this.#keeper?.poke();
+            // presumed dead by the others while it is up: re-announce now rather than at the next anti-entropy round
+            if (this.#started && this.state().members.get(this.id)?.status === 'dead') void this.#rejoinIfNeeded().catch(() => undefined);
           }
           if (r.needsSync) void this.syncWith(from);
         } catch {
@@ -206,6 +249,10 @@ export class Box {
       }),
     );
     net.handle(SYNC_PROTOCOL, async (_from, data) => this.#ledger.diff(data));
+    net.handle(JOIN_PROTOCOL, async (from, data) => this.#admit(from, data));
+    // Answer liveness probes from the start (the keeper serves them too once it runs): the members that admit this
+    // Box ping it at once, before it has finished starting.
+    net.handle(PING_PROTOCOL, async () => new Uint8Array(0));
 
     this.#keeper = new Keeper({
       ledger: this.#ledger,
@@ -245,16 +292,28 @@ export class Box {
       clock: init.clock,
       random: init.random,
       ledger: this.#ledger,
-      batchIntervalMs: this.state().config.events.normalFrequencyMs,
+      batchIntervalMs: () => this.state().config.events.normalFrequencyMs,
       persist: () => this.#save(),
       onRaised: (e) => init.onEvent?.(e),
       onError: (e) => init.onNotice?.({ type: 'event-delivery-failed', message: (e as Error)?.message ?? String(e) } as never),
     });
     await this.#events.open();
+    this.#health = new BoxHealth({
+      id: this.id,
+      clock: init.clock,
+      source: init.health,
+      tracker: this.#events.conditions,
+      raiser: this.#events.raiser,
+      config: () => this.state().config,
+      intervalMs: init.timing?.healthMs,
+      onError: (e) => init.onNotice?.({ type: 'health-failed', message: (e as Error)?.message ?? String(e) } as never),
+    });
     await this.#rejoinIfNeeded();
+    await this.#announceJoin();
     await this.#save();
     await this.#keeper.start();
     await this.#integrity.start();
+    this.#health.start();
     this.#started = true;
     this.#armSync();
   }
@@ -266,6 +325,7 @@ export class Box {
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     this.#integrity?.stop();
+    this.#health?.stop();
     await this.#keeper?.stop();
     await this.#events?.close();
     await this.#save();
@@ -311,16 +371,21 @@ export class Box {
         this.#keeper?.poke();
       }
       return r.added;
-    } catch {
+    } catch (err) {
+      // A gated network refuses a Box its members do not know yet: it gets our join (#announceJoin).
+      if (err instanceof JoinRequiredError || (err instanceof RemoteError && err.remoteName === JoinRequiredError.name)) this.#refusedBy.add(peer);
       return -1;
     }
   }
 
-  /** Sync with every active member; true when something new arrived. */
+  /** Sync with every active member (the bootstrap peers while it knows no other Box); true when something new arrived. */
   async syncAll(): Promise<boolean> {
-    const peers = activeMembers(this.state()).filter((p) => p !== this.id);
+    const state = this.state();
+    let peers = activeMembers(state).filter((p) => p !== this.id);
+    if ([...state.members.keys()].every((p) => p === this.id)) peers = (this.#init.bootstrap ?? []).filter((p) => p !== this.id);
     const added = await Promise.all(peers.map((p) => this.syncWith(p)));
     await this.#rejoinIfNeeded();
+    await this.#announceJoin();
     if (this.#dirty) await this.#save();
     return added.some((n) => n > 0);
   }
@@ -342,6 +407,70 @@ export class Box {
     await this.#events.joined();
   }
 
+  /** Send this Box's join to every peer that refused it as a non-member; sync from each one that admits it. */
+  async #announceJoin(): Promise<void> {
+    if (this.#refusedBy.size === 0) return;
+    const me = this.state().members.get(this.id);
+    if (me && me.status !== 'active') return; // it left or was removed (a join of a newer generation is pending here)
+    const joins = this.#ledger.uncompacted().filter((e) => e.author === this.id && e.kind === 'box-joined');
+    if (joins.length === 0) return; // compacted away: the reserve knows this Box already
+    const newest = joins.reduce((a, b) => (b.seq > a.seq ? b : a));
+    const request = encodeJoinRequest({ reserveId: this.#init.reserveId, events: [newest.bytes] });
+    for (const peer of [...this.#refusedBy]) {
+      this.#refusedBy.delete(peer);
+      try {
+        const answer = decodeJoinResponse(await this.#init.network.request(peer, JOIN_PROTOCOL, request, { timeoutMs: this.#init.timing?.requestTimeoutMs ?? 10_000 }));
+        if (answer.reserveId !== this.#init.reserveId) throw new JoinRefusedError(`${peer} answered for reserve ${answer.reserveId}`);
+        this.#init.onNotice?.({ type: 'join-accepted', by: peer, members: answer.members });
+        await this.syncWith(peer);
+      } catch (err) {
+        this.#init.onNotice?.({ type: 'join-failed', peer, message: (err as Error)?.message ?? String(err) });
+      }
+    }
+  }
+
+  /**
+   * A JOIN from a Box that holds the secret but is not a member here: check its box-joined event exactly as the
+   * ledger would (signature, join proof, secret generation, not decommissioned) and refuse it, changing nothing,
+   * unless it would be accepted; then apply it, save, gossip it to the other members and answer.
+   */
+  async #admit(from: BoxId, data: Uint8Array): Promise<Uint8Array> {
+    try {
+      const req = decodeJoinRequest(data);
+      const reserveId = this.#init.reserveId;
+      if (req.reserveId !== reserveId) throw new JoinRefusedError(`this Box belongs to reserve ${reserveId}, not ${req.reserveId.slice(0, 80)}`);
+      const ctx = { reserveId, verified: new Set<string>() };
+      for (const bytes of req.events) {
+        let ev;
+        try {
+          ev = decodeEvent(bytes, ctx);
+        } catch (err) {
+          throw new JoinRefusedError(`the join of ${from} does not verify: ${(err as Error).message}`, { cause: err });
+        }
+        if (ev.author !== from) throw new JoinRefusedError(`${from} sent a join signed by ${ev.author}; a Box joins for itself`);
+        if (ev.kind !== 'box-joined') throw new JoinRefusedError(`a join request carries box-joined events only, not ${ev.kind}`);
+        try {
+          checkEvent(this.state(), ev);
+        } catch (err) {
+          throw new JoinRefusedError(`${from} cannot join: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      const before = this.#ledger.stateVector();
+      const r = this.#ledger.receiveMany(req.events);
+      this.#keeper?.noteSeen(from); // it is up right now: no ping needed for a while
+      if (r.added > 0) {
+        this.#init.network.publish(STATE_TOPIC, this.#ledger.diff(before)); // the other members learn it at once
+        this.#keeper?.poke();
+      }
+      await this.#save();
+      this.#init.onNotice?.({ type: 'join-admitted', box: from });
+      return encodeJoinResponse({ reserveId, members: activeMembers(this.state()).length });
+    } catch (err) {
+      this.#init.onNotice?.({ type: 'join-refused', box: from, message: (err as Error)?.message ?? String(err) });
+      throw err;
+    }
+  }
+
   // ------------------------------------------------------------------------------------------- data
 
   /** Back up a tree: blocks land here, the snapshot is published, and its blocks are pushed to their keepers. */
@@ -353,6 +482,8 @@ export class Box {
     this.#requireMember();
     const head = this.state().heads.get(this.id);
     const parent = head ? parseCid(head.root) : null;
+    // Pre-flight: a backup that would exceed a limit fails here, before it writes anything (LimitExceededError).
+    await this.#health.preflight(source, { parent: parent && this.blocks.holds(parent) ? { store: this.blocks, root: parent } : null, signal: options.signal });
     const result = await this.#keeper.foreground(() =>
       backup({
         source,

@@ -2,16 +2,17 @@
  * A Box's reserve events: keeper notices become typed events (core/events), written to the durable outbox first and
  * then delivered at least once to the reserve's shared log (a `reserve-event` in the ledger, which every Box
  * replicates) and to a local inbox (what `reserve events` and the admin UI read). Conditions (a peer unreachable, a
- * corrupt block) are opened once and resolved once.
+ * corrupt block) are opened once and resolved once. Normal events are batched at the shared config's
+ * `events.normalFrequencyMs`, read again while a batch waits, so a changed setting applies without a restart.
  */
 import type { BoxId } from '../net.ts';
 import type { Clock, Random } from '../ports.ts';
 import type { KvStore } from '../kv.ts';
 import { ConditionTracker, conditionKey } from '../events/conditions.ts';
-import { EventDispatcher } from '../events/dispatcher.ts';
+import { EventDispatcher, type EventRaiser, type RaiseOptions } from '../events/dispatcher.ts';
 import { EventInbox } from '../events/inbox.ts';
 import { sharedLogSink } from '../events/sinks.ts';
-import { toStoredEvent, type EventEnvelope } from '../events/types.ts';
+import { toStoredEvent, type EventDraft, type EventEnvelope, type EventKind } from '../events/types.ts';
 import type { KeeperNotice } from '../keeper/keeper.ts';
 import type { ReserveLedger } from '../state/ledger.ts';
 
@@ -21,7 +22,11 @@ export interface BoxEventsOptions {
   clock: Clock;
   random: Random;
   ledger: ReserveLedger;
-  batchIntervalMs: number;
+  /** How often normal events go out. Default: the shared config's events.normalFrequencyMs, followed as it
+   * changes. */
+  batchIntervalMs?: number | (() => number);
+  /** A waiting batch re-reads a changing interval this often (default 60 s). */
+  batchRecheckMs?: number;
   /** Make the ledger durable; the shared-log sink acknowledges a batch only after this resolves. */
   persist: () => Promise<void>;
   /** Every event this Box raised, once durable (for tests and the simulator's delivery check). */
@@ -34,13 +39,32 @@ export class BoxEvents {
   readonly #o: BoxEventsOptions;
   #dispatcher!: EventDispatcher;
   #conditions!: ConditionTracker;
+  /** Raises through the dispatcher and reports every raised event to `onRaised`: conditions, health and limits
+   * raise through it. */
+  readonly raiser: EventRaiser;
 
   constructor(options: BoxEventsOptions) {
     this.#o = options;
+    const self = this;
+    this.raiser = {
+      get kv() {
+        return self.#o.kv;
+      },
+      async raise<K extends EventKind>(draft: EventDraft<K>, raiseOptions?: RaiseOptions): Promise<EventEnvelope<K>> {
+        const e = await self.#dispatcher.raise(draft, raiseOptions);
+        self.#o.onRaised?.(e);
+        return e;
+      },
+    };
   }
 
   get dispatcher(): EventDispatcher {
     return this.#dispatcher;
+  }
+
+  /** The Box's open conditions (durable; each raised once and resolved once). */
+  get conditions(): ConditionTracker {
+    return this.#conditions;
   }
 
   async open(): Promise<void> {
@@ -57,10 +81,11 @@ export class BoxEvents {
       random: o.random,
       source: o.id,
       sinks: [log, this.inbox],
-      batchIntervalMs: o.batchIntervalMs,
+      batchIntervalMs: o.batchIntervalMs ?? (() => o.ledger.state().config.events.normalFrequencyMs),
+      batchRecheckMs: o.batchRecheckMs,
       onError: (e) => o.onError?.(e),
     });
-    this.#conditions = await ConditionTracker.open(this.#dispatcher);
+    this.#conditions = await ConditionTracker.open(this.raiser, { onError: (e) => o.onError?.(e) });
   }
 
   async close(): Promise<void> {
@@ -72,40 +97,44 @@ export class BoxEvents {
     void this.#notice(n, context).catch((e) => this.#o.onError?.(e));
   }
 
-  async #raised(e: EventEnvelope | undefined): Promise<void> {
-    if (e) this.#o.onRaised?.(e);
-  }
-
   async #notice(n: KeeperNotice, context: { chunksOf?: (root: string) => number }): Promise<void> {
     const id = this.#o.id;
     const c = this.#conditions;
-    const d = this.#dispatcher;
+    const d = this.raiser;
     switch (n.type) {
       case 'peer-unreachable':
-        return this.#raised(await c.begin(conditionKey('network-disruption', n.box), { kind: 'network-disruption', severity: 'warning', payload: { peers: [n.box], since: n.since } }));
+        await c.begin(conditionKey('network-disruption', n.box), { kind: 'network-disruption', severity: 'warning', payload: { peers: [n.box], since: n.since } });
+        return;
       case 'peer-reachable':
-        return this.#raised(await c.end(conditionKey('network-disruption', n.box), 'reachable again'));
+        await c.end(conditionKey('network-disruption', n.box), 'reachable again');
+        return;
       case 'peer-departed':
-        return this.#raised(await c.end(conditionKey('network-disruption', n.box), 'no longer a member of the reserve'));
+        await c.end(conditionKey('network-disruption', n.box), 'no longer a member of the reserve');
+        return;
       case 'declared-dead':
-        await this.#raised(await c.end(conditionKey('network-disruption', n.box), 'declared dead; its data is being re-replicated'));
-        return this.#raised(await d.raise({ kind: 'keeper-removed', severity: 'warning', payload: { keeper: n.box, by: id, reason: `unreachable for ${Math.round(n.unreachableMs / 60_000)} min` } }));
+        await c.end(conditionKey('network-disruption', n.box), 'declared dead; its data is being re-replicated');
+        await d.raise({ kind: 'keeper-removed', severity: 'warning', payload: { keeper: n.box, by: id, reason: `unreachable for ${Math.round(n.unreachableMs / 60_000)} min` } });
+        return;
       case 'corrupt-block': {
         const key = conditionKey('keeper-health', 'disk-corruption', n.cid);
         if (n.action === 'quarantined') {
-          return this.#raised(await c.begin(key, { kind: 'keeper-health', severity: 'warning', payload: { metric: 'disk-corruption', keeper: id, blocks: [n.cid], totalBlocks: 1 } }));
+          await c.begin(key, { kind: 'keeper-health', severity: 'warning', payload: { metric: 'disk-corruption', keeper: id, blocks: [n.cid], totalBlocks: 1 } });
+          return;
         }
-        if (n.action === 'repaired') return this.#raised(await c.end(key, 're-fetched a healthy copy'));
-        return this.#raised(await d.raise({ kind: 'unresolved-conflict', severity: 'failure', payload: { block: n.cid, snapshots: [], reason: 'no healthy copy answered; every copy found was corrupt or missing' } }));
+        if (n.action === 'repaired') {
+          await c.end(key, 're-fetched a healthy copy');
+          return;
+        }
+        await d.raise({ kind: 'unresolved-conflict', severity: 'failure', payload: { block: n.cid, snapshots: [], reason: 'no healthy copy answered; every copy found was corrupt or missing' } });
+        return;
       }
       case 'snapshot-lost':
-        return this.#raised(
-          await d.raise({
-            kind: 'unacceptable-replication',
-            severity: 'failure',
-            payload: { snapshots: [{ snapshot: n.root, belowMinimum: context.chunksOf?.(n.root) ?? 0, belowTarget: context.chunksOf?.(n.root) ?? 0, lost: context.chunksOf?.(n.root) ?? 0 }] },
-          }),
-        );
+        await d.raise({
+          kind: 'unacceptable-replication',
+          severity: 'failure',
+          payload: { snapshots: [{ snapshot: n.root, belowMinimum: context.chunksOf?.(n.root) ?? 0, belowTarget: context.chunksOf?.(n.root) ?? 0, lost: context.chunksOf?.(n.root) ?? 0 }] },
+        });
+        return;
       default:
         return undefined;
     }
@@ -113,6 +142,6 @@ export class BoxEvents {
 
   /** This Box joined the reserve. */
   async joined(): Promise<void> {
-    await this.#raised(await this.#dispatcher.raise({ kind: 'keeper-added', severity: 'normal', payload: { keeper: this.#o.id } }));
+    await this.raiser.raise({ kind: 'keeper-added', severity: 'normal', payload: { keeper: this.#o.id } });
   }
 }

@@ -61,8 +61,13 @@ export interface DispatcherOptions {
   sinks?: readonly Sink[];
   /** Key prefix in the KvStore. Default 'events/'. */
   prefix?: string;
-  /** How often normal events are dispatched. Default 60 s. */
-  batchIntervalMs?: number;
+  /** How often normal events are dispatched. Default 60 s. A function is read again while a batch waits, so the
+   * interval follows a setting that changes (the shared config's events.normalFrequencyMs): a pending batch goes
+   * out `interval` after its first event, with the interval in force at that time (see `batchRecheckMs`). */
+  batchIntervalMs?: number | (() => number);
+  /** With a function `batchIntervalMs`: a waiting batch re-reads the interval at least this often, so a shortened
+   * interval takes effect within this delay. Default 60 s. */
+  batchRecheckMs?: number;
   /** Most events in one `deliver` call. Default 256. */
   maxBatch?: number;
   /** A `deliver` that has not settled by then counts as failed (its signal is aborted). Default 30 s. */
@@ -163,7 +168,9 @@ export class EventDispatcher implements EventRaiser {
   readonly source: BoxId;
   readonly #clock: Clock;
   readonly #prefix: string;
-  readonly #batchIntervalMs: number;
+  readonly #batchInterval: () => number;
+  /** 0 when the interval is a constant (the batch timer then fires once). */
+  readonly #batchRecheckMs: number;
   readonly #maxBatch: number;
   readonly #deliverTimeoutMs: number;
   readonly #backoff: BackoffOptions;
@@ -178,6 +185,8 @@ export class EventDispatcher implements EventRaiser {
   /** Events with seq <= released may be delivered. */
   #released = 0;
   #cancelBatch?: () => void;
+  /** When the first normal event of the waiting batch was scheduled. */
+  #batchSince = 0;
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -186,7 +195,9 @@ export class EventDispatcher implements EventRaiser {
     this.source = options.source;
     this.#clock = options.clock;
     this.#prefix = options.prefix ?? 'events/';
-    this.#batchIntervalMs = options.batchIntervalMs ?? 60_000;
+    const interval = options.batchIntervalMs ?? 60_000;
+    this.#batchInterval = typeof interval === 'function' ? interval : () => interval;
+    this.#batchRecheckMs = typeof interval === 'function' ? Math.max(1, options.batchRecheckMs ?? 60_000) : 0;
     this.#maxBatch = Math.max(1, options.maxBatch ?? 256);
     this.#deliverTimeoutMs = options.deliverTimeoutMs ?? 30_000;
     this.#backoff = options.backoff ?? {};
@@ -300,12 +311,41 @@ export class EventDispatcher implements EventRaiser {
       this.#releaseAll();
       this.#kickAll();
     } else if (this.#cancelBatch === undefined) {
-      this.#cancelBatch = this.#clock.setTimer(this.#batchIntervalMs, () => {
-        this.#cancelBatch = undefined;
+      this.#batchSince = this.#clock.now();
+      this.#armBatch();
+    }
+  }
+
+  /** The current batch interval (a bad value from a setting counts as the 1 s minimum). */
+  #interval(): number {
+    let ms: number;
+    try {
+      ms = this.#batchInterval();
+    } catch (error) {
+      this.#onError(error, {});
+      ms = 1_000;
+    }
+    return Number.isFinite(ms) ? Math.max(0, ms) : 1_000;
+  }
+
+  /** Wait for the batch's due time (re-reading the interval every `batchRecheckMs` when it may change). */
+  #armBatch(): void {
+    const remaining = this.#batchSince + this.#interval() - this.#clock.now();
+    if (remaining <= 0 && this.#batchRecheckMs > 0) {
+      this.#cancelBatch = undefined;
+      this.#releaseAll();
+      this.#kickAll();
+      return;
+    }
+    const wait = this.#batchRecheckMs > 0 ? Math.min(remaining, this.#batchRecheckMs) : Math.max(0, remaining);
+    this.#cancelBatch = this.#clock.setTimer(wait, () => {
+      this.#cancelBatch = undefined;
+      if (this.#closed) return;
+      if (this.#batchRecheckMs === 0) {
         this.#releaseAll();
         this.#kickAll();
-      });
-    }
+      } else this.#armBatch();
+    });
   }
 
   #releaseAll(): void {

@@ -112,6 +112,8 @@ export interface HealthSamplerOptions {
   hysteresis?: number;
   /** Receives disk space as the 'disk-capacity' limitation of this keeper. */
   watcher?: LimitationWatcher;
+  /** Every sample taken, with the clock's time, before it is acted on. */
+  onSample?: (sample: HealthSample, at: number) => void;
   onError?: (error: unknown) => void;
 }
 
@@ -164,20 +166,22 @@ export class HealthSampler {
     return this.#key('disk-corruption');
   }
 
-  /** Sample every `intervalMs` until `stop()`. */
-  start(): void {
+  /** Sample every `intervalMs` until `stop()` (the first sample at once with `immediate`). */
+  start(options: { immediate?: boolean } = {}): void {
     if (this.#running) return;
     this.#running = true;
-    const loop = (): void => {
-      this.#cancel = this.#o.clock.setTimer(this.#o.intervalMs ?? 60_000, () => {
-        this.tick()
-          .catch((error: unknown) => this.#o.onError?.(error))
-          .finally(() => {
-            if (this.#running) loop();
-          });
-      });
+    const run = (): void => {
+      this.tick()
+        .catch((error: unknown) => this.#o.onError?.(error))
+        .finally(() => {
+          if (this.#running) loop();
+        });
     };
-    loop();
+    const loop = (): void => {
+      this.#cancel = this.#o.clock.setTimer(this.#o.intervalMs ?? 60_000, run);
+    };
+    if (options.immediate) run();
+    else loop();
   }
 
   stop(): void {
@@ -189,6 +193,7 @@ export class HealthSampler {
   /** Take one sample and act on it; returns the sample and the events raised. */
   async tick(options?: AbortOptions): Promise<{ sample: HealthSample; raised: EventEnvelope[] }> {
     const sample = await this.#o.source.sample(options);
+    this.#o.onSample?.(sample, this.#o.clock.now());
     const raised: EventEnvelope[] = [];
     const keeper = this.#o.keeper;
     if (sample.memory && sample.memory.totalBytes > 0) {

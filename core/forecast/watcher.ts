@@ -80,8 +80,8 @@ export function materialChange(previous: number, next: number, now: number, frac
 export class LimitationWatcher {
   readonly #tracker: ConditionTracker;
   readonly #clock: Clock;
-  readonly #window: number;
-  readonly #overrides: Partial<Record<Limitation, number>>;
+  #window: number;
+  #overrides: Partial<Record<Limitation, number>>;
   readonly #method: ForecastMethodSpec;
   readonly #maxPoints: number;
   readonly #maxSeries: number;
@@ -103,6 +103,13 @@ export class LimitationWatcher {
     this.#fraction = options.material?.fraction ?? 0.2;
     this.#minMs = options.material?.minMs ?? HOUR_MS;
     this.#clearAfter = Math.max(1, options.clearAfter ?? 3);
+  }
+
+  /** Follow a changed configuration: the global warning window and the per-limitation overrides (replaced whole).
+   * Takes effect at the next observation. */
+  setWindows(warningWindowMs: number, overrides: Partial<Record<Limitation, number>> = {}): void {
+    this.#window = warningWindowMs;
+    this.#overrides = { ...overrides };
   }
 
   /** The warning window for `limitation`. */

@@ -6,11 +6,15 @@
  *   reserve/blocks/1   get {cid} -> {bytes | absent}; put {cid, bytes} -> {stored}; has {cids} -> {bits}
  *   reserve/sync/1     state-vector handshake: the ledger's own sync messages, carried as opaque bytes
  *   reserve/ping/1     liveness probe: {} -> {}
+ *   reserve/join/1     admission: {r, ev: the joiner's signed box-joined event} -> {r, members}; the only protocol a
+ *                      Box that holds the secret but is not a member yet may use
  *   reserve/state/1    gossip topic: ledger updates
  */
 import * as dagCbor from '@ipld/dag-cbor';
 import { CID } from 'multiformats/cid';
 import { ReserveError } from '../errors.ts';
+import { decodeBlockRequestFast, decodeBlockResponseFast, encodeBlockRequestFast, encodeBlockResponseFast } from './block-codec.ts';
+import { RemoteError, type BoxId } from '../net.ts';
 
 export const BLOCKS_PROTOCOL = 'reserve/blocks/1';
 export const SYNC_PROTOCOL = 'reserve/sync/1';
@@ -34,6 +38,25 @@ export class MessageTooLargeError extends ReserveError {
 
 export class UnsupportedVersionError extends ReserveError {
   static override readonly name = 'UnsupportedVersionError';
+}
+
+/**
+ * A peer refused a request because the requester is not a member of the reserve (it holds the secret, or it would
+ * not have got past the private network, but its join is not known there). The requester sends JOIN. It is a
+ * RemoteError (the Network port's contract for an answer that is a refusal).
+ */
+// @ts-expect-error RemoteError types its static name as a literal; this subclass keeps its own name
+export class JoinRequiredError extends RemoteError {
+  static override readonly name = 'JoinRequiredError';
+  constructor(peer: BoxId, detail = `${peer} refused: this Box is not a member of this reserve; join with an invite token`) {
+    super(peer, 'JoinRequiredError', detail);
+    this.message = detail;
+  }
+}
+
+/** A member refused a join: the proof does not verify, the secret generation is stale, the Box was decommissioned. */
+export class JoinRefusedError extends ReserveError {
+  static override readonly name = 'JoinRefusedError';
 }
 
 export type BlockRequest = { op: 'get'; cid: CID } | { op: 'put'; cid: CID; bytes: Uint8Array } | { op: 'has'; cids: CID[] };
@@ -64,10 +87,12 @@ const asCid = (x: unknown, what: string): CID => {
 };
 
 export function encodeBlockRequest(req: BlockRequest): Uint8Array {
-  return dagCbor.encode({ v: WIRE_VERSION, ...req });
+  return encodeBlockRequestFast(req); // the same bytes as dagCbor.encode({ v: WIRE_VERSION, ...req })
 }
 
 export function decodeBlockRequest(bytes: Uint8Array): BlockRequest {
+  const fast = bytes.byteLength <= MAX_BLOCK_MESSAGE ? decodeBlockRequestFast(bytes, MAX_HAS) : undefined;
+  if (fast !== undefined) return fast;
   const o = decodeEnvelope(bytes, MAX_BLOCK_MESSAGE, 'block request');
   switch (o.op) {
     case 'get':
@@ -84,10 +109,12 @@ export function decodeBlockRequest(bytes: Uint8Array): BlockRequest {
 }
 
 export function encodeBlockResponse(res: BlockResponse): Uint8Array {
-  return dagCbor.encode({ v: WIRE_VERSION, ...res });
+  return encodeBlockResponseFast(res); // the same bytes as dagCbor.encode({ v: WIRE_VERSION, ...res })
 }
 
 export function decodeBlockResponse(bytes: Uint8Array, expect: BlockRequest['op']): BlockResponse {
+  const fast = bytes.byteLength <= MAX_BLOCK_MESSAGE ? decodeBlockResponseFast(bytes, expect) : undefined;
+  if (fast !== undefined) return fast;
   const o = decodeEnvelope(bytes, MAX_BLOCK_MESSAGE, 'block response');
   if (o.op !== expect) throw new MalformedMessageError(`block response: expected op ${expect}, got ${JSON.stringify(o.op)}`);
   switch (expect) {
@@ -114,4 +141,54 @@ export function packBits(flags: readonly boolean[]): Uint8Array {
 export function unpackBits(bits: Uint8Array, n: number): boolean[] {
   if (bits.length < Math.ceil(n / 8)) throw new MalformedMessageError(`has response: ${bits.length} bytes cannot hold ${n} answers`);
   return Array.from({ length: n }, (_, i) => (bits[i >> 3] & (1 << (i & 7))) !== 0);
+}
+
+// ------------------------------------------------------------------------------------------------ join
+
+/** A box-joined event is a few hundred bytes; the whole request stays far below the 64 KiB control limit. */
+export const MAX_JOIN_MESSAGE = 32 * 1024;
+/** Events one join request may carry (the joiner's newest box-joined event; a few more are tolerated). */
+export const MAX_JOIN_EVENTS = 4;
+
+export interface JoinRequest {
+  reserveId: string;
+  /** The joiner's own signed events, its box-joined first. */
+  events: Uint8Array[];
+}
+
+export interface JoinResponse {
+  reserveId: string;
+  /** Active members once the join was applied (the joiner included). */
+  members: number;
+}
+
+const reserveIdOf = (o: Obj, what: string): string => {
+  if (typeof o.r !== 'string' || o.r.length === 0 || o.r.length > 256) throw new MalformedMessageError(`${what}: reserve id missing`);
+  return o.r;
+};
+
+export function encodeJoinRequest(req: JoinRequest): Uint8Array {
+  return dagCbor.encode({ v: WIRE_VERSION, op: 'join', r: req.reserveId, ev: req.events });
+}
+
+export function decodeJoinRequest(bytes: Uint8Array): JoinRequest {
+  const o = decodeEnvelope(bytes, MAX_JOIN_MESSAGE, 'join request');
+  if (o.op !== 'join') throw new MalformedMessageError(`join request: unknown op ${JSON.stringify(o.op)}`);
+  const reserveId = reserveIdOf(o, 'join request');
+  if (!Array.isArray(o.ev) || o.ev.length === 0 || o.ev.length > MAX_JOIN_EVENTS || !o.ev.every((e) => e instanceof Uint8Array && e.byteLength > 0)) {
+    throw new MalformedMessageError(`join request: expected 1 to ${MAX_JOIN_EVENTS} events as bytes`);
+  }
+  return { reserveId, events: o.ev as Uint8Array[] };
+}
+
+export function encodeJoinResponse(res: JoinResponse): Uint8Array {
+  return dagCbor.encode({ v: WIRE_VERSION, op: 'joined', r: res.reserveId, n: res.members });
+}
+
+export function decodeJoinResponse(bytes: Uint8Array): JoinResponse {
+  const o = decodeEnvelope(bytes, MAX_JOIN_MESSAGE, 'join response');
+  if (o.op !== 'joined') throw new MalformedMessageError(`join response: unknown op ${JSON.stringify(o.op)}`);
+  const reserveId = reserveIdOf(o, 'join response');
+  if (typeof o.n !== 'number' || !Number.isSafeInteger(o.n) || o.n < 0) throw new MalformedMessageError('join response: member count missing');
+  return { reserveId, members: o.n };
 }
