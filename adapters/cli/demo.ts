@@ -1,7 +1,9 @@
 /**
- * `reserve demo`: what `npm start` runs. A local walk through one Box's data path: make a sample tree, back it
- * up, change a little and back up again (incremental), lose the original, restore from the repository, prove the
- * restore is byte-identical, verify every block. Prints each step and a verdict; cleans up after itself.
+ * `reserve demo`: what `npm start` runs. By default the flood demo (adapters/demo/flood.ts): four Box processes on
+ * 127.0.0.1 form a reserve, the home Box backs up and is lost, a factory-new Box restores everything.
+ * `reserve demo --local`: a walk through one Box's data path without a network: make a sample tree, back it
+ * up, change a little and back up again (incremental), restore from the repository, prove the restore is
+ * byte-identical, verify every block. Both print each step and a verdict, and clean up after themselves.
  */
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { compareTrees } from '../fs/compare.ts';
 import { makeSampleTree } from '../fs/sample-tree.ts';
 import { backupDirectory, restoreSnapshot, verifyRepository } from '../repo/ops.ts';
 import { InvalidInputError } from '../../core/errors.ts';
+import { runFloodDemo } from '../demo/flood.ts';
 import { EXIT, action, type GlobalOptions } from './output.ts';
 
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
@@ -18,17 +21,27 @@ const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('a local demonstration: back up a sample tree, restore it elsewhere, prove it is identical')
+    .description('the flood demo: 4 Box processes form a reserve, the home Box is lost, a new Box restores everything')
+    .option('--local', 'instead: one Box, no network: back up, change, back up again, restore, compare, verify')
     .option('--size-mib <n>', 'size of the sample tree in MiB', '64')
+    .option('--boxes <n>', 'Boxes before the flood (flood demo)', '4')
+    .option('--repair-grace <duration>', 'how long a Box may be unreachable before the others re-replicate its blocks (flood demo)', '15s')
     .option('--keep', 'keep the temporary directory for inspection')
     .option('--json', 'print a JSON summary at the end')
     .action(
-      action(async (opts: GlobalOptions & { sizeMib: string; keep?: boolean }) => {
+      action(async (opts: GlobalOptions & { sizeMib: string; keep?: boolean; local?: boolean; boxes: string; repairGrace: string }) => {
         const size = Number(opts.sizeMib);
         if (!(size > 0 && size <= 65536)) throw new InvalidInputError(`--size-mib must be between 1 and 65536, got ${opts.sizeMib}`);
         const log = (s: string) => {
           if (!opts.json) process.stdout.write(s + '\n');
         };
+        if (!opts.local) {
+          const boxes = Number(opts.boxes);
+          if (!(Number.isInteger(boxes) && boxes >= 3 && boxes <= 8)) throw new InvalidInputError(`--boxes must be 3 to 8, got ${opts.boxes}`);
+          const result = await runFloodDemo({ sizeMiB: size, boxes, repairGrace: opts.repairGrace, keep: opts.keep, log });
+          if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+          return result.ok ? EXIT.ok : EXIT.failed;
+        }
         const base = await fs.mkdtemp(join(tmpdir(), 'reserve-demo-'));
         const home = join(base, 'home');
         const repo = join(base, 'repo');

@@ -12,12 +12,12 @@
  * With `--profile` both processes of every libp2p section write V8 CPU profiles, summarised by category (noise
  * cipher, PSK cipher, block hashing, yamux/stream machinery, garbage collection, idle) to say what bounds it.
  *
- *   npm run bench:net -- [--mib 512] [--repeat 3] [--sections raw-tcp,blocks+psk] [--profile] [--cipher chacha20]
+ *   npm run bench:net -- [--mib 512] [--repeat 3] [--sections raw-tcp,blocks+psk] [--profile] [--cipher chacha20] [--box-mib 1024]
  *
  * NET_BENCH_KEEP_PROFILES=1 keeps the .cpuprofile files (their directory is printed) for a closer look.
  *
- * The issue's full bench (1 GiB replicated to RF 3 across 4 Box processes, then restored onto a new Box) needs
- * the Box runtime; `boxReplicationSection` is where it goes once that exists.
+ * Then the issue's full bench (box-replication.ts): `--box-mib` (default 1024) MiB backed up on one of 4 Box
+ * processes, replicated to RF 3, restored onto a new Box, set against raw TCP; `--box-mib 0` skips it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +26,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { measureBoxReplication } from './box-replication.ts';
 
 const MIB = 1 << 20;
 const SELF = fileURLToPath(import.meta.url);
@@ -40,6 +41,8 @@ interface Args {
   sections: Section[];
   profile: boolean;
   cipher: 'aes-256-ctr' | 'chacha20';
+  /** MiB for the Box replication section (0 skips it). */
+  boxMib: number;
   role?: string;
 }
 
@@ -56,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     sections,
     profile: argv.includes('--profile'),
     cipher: (get('cipher') ?? 'aes-256-ctr') as Args['cipher'],
+    boxMib: Number(get('box-mib') ?? 1024),
     role: get('role'),
   };
 }
@@ -328,10 +332,6 @@ async function runSection(section: Section, args: Args): Promise<SectionResult> 
   }
 }
 
-/** Placeholder for the issue's full bench: 1 GiB to RF 3 across 4 Box processes, then restore onto a new Box. */
-async function boxReplicationSection(): Promise<SectionResult | undefined> {
-  return undefined; // needs the Box runtime (createBox / reserve daemon); add it here when it exists
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Profiles: self time by category
@@ -497,8 +497,17 @@ async function main(): Promise<void> {
       console.log(`  profile ${r.section} pid ${p.pid} (idle ${(p.idle * 100).toFixed(0)}%), busy time: ${top}`);
     }
   }
-  const box = await boxReplicationSection();
-  if (!box) console.log('\n  replication to RF 3 across 4 Box processes: not measured yet (needs the Box runtime)');
+  if (args.boxMib > 0) {
+    console.log(`\n  box-rf3: ${args.boxMib} MiB backed up on one of 4 Box processes (reserve daemon), replicated to RF 3, restored onto a new Box`);
+    const box = await measureBoxReplication({ mib: args.boxMib, log: (s) => console.log(s) });
+    console.log(
+      `  box-rf3     protected ${box.protectedMibPerSec.toFixed(0)} MiB/s of data (${box.replicateSeconds.toFixed(1)} s), ${box.wireMibPerSec.toFixed(0)} MiB/s on the wire; ` +
+        `restore onto a new Box ${box.restoreMibPerSec.toFixed(0)} MiB/s (${box.restoreSeconds.toFixed(1)} s)`,
+    );
+    if (raw) {
+      console.log(`  ratio box-rf3 wire / raw-tcp: ${(box.wireMibPerSec / raw.mibPerSec).toFixed(3)}; restore / raw-tcp: ${(box.restoreMibPerSec / raw.mibPerSec).toFixed(3)} (target >= 1/3)`);
+    }
+  }
 }
 
 main().catch((err: unknown) => {
