@@ -349,6 +349,29 @@ describe('a Box with a health source', () => {
   });
 });
 
+describe('network disruption on a Box', () => {
+  it('is raised only when a peer stays unreachable past the disruption grace, and resolved when it is back', async () => {
+    const { box, clock, events } = await soloBox(new ManualHealthSource({}));
+    const disruptions = () => events.filter((e) => e.kind === 'network-disruption');
+    const resolved = () => events.filter((e) => e.kind === 'resolved');
+    // default grace: half the repair grace (1 h), at most 5 min
+    box.events.notice({ type: 'peer-unreachable', box: 'peer-x', since: clock.now() });
+    await clock.advanceAsync(4 * 60_000, settle);
+    box.events.notice({ type: 'peer-reachable', box: 'peer-x' });
+    await clock.advanceAsync(10 * 60_000, settle);
+    expect(disruptions()).toEqual([]); // a reboot is not news
+    expect(resolved()).toEqual([]);
+    const since = clock.now();
+    box.events.notice({ type: 'peer-unreachable', box: 'peer-x', since });
+    await clock.advanceAsync(5 * 60_000 + 1, settle);
+    expect(disruptions().map((e) => [e.severity, (e.payload as { peers: string[]; since: number }).peers, (e.payload as { since: number }).since])).toEqual([['warning', ['peer-x'], since]]);
+    box.events.notice({ type: 'peer-reachable', box: 'peer-x' });
+    await clock.advanceAsync(1000, settle);
+    expect(resolved().map((e) => (e.payload as { of: string }).of)).toEqual(['network-disruption']);
+    await box.stop();
+  });
+});
+
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);

@@ -32,6 +32,9 @@ export interface BoxEventsOptions {
   /** Every event this Box raised, once durable (for tests and the simulator's delivery check). */
   onRaised?: (e: EventEnvelope) => void;
   onError?: (e: unknown) => void;
+  /** How long a peer must stay unreachable before a network-disruption warning (default: half the shared
+   * config's repair grace, at most 5 min). */
+  disruptionGraceMs?: number;
 }
 
 export class BoxEvents {
@@ -39,6 +42,8 @@ export class BoxEvents {
   readonly #o: BoxEventsOptions;
   #dispatcher!: EventDispatcher;
   #conditions!: ConditionTracker;
+  /** Peers unreachable but still within the disruption grace: cancels their pending warning. */
+  readonly #pending = new Map<BoxId, () => void>();
   /** Raises through the dispatcher and reports every raised event to `onRaised`: conditions, health and limits
    * raise through it. */
   readonly raiser: EventRaiser;
@@ -89,7 +94,25 @@ export class BoxEvents {
   }
 
   async close(): Promise<void> {
+    for (const cancel of this.#pending.values()) cancel();
+    this.#pending.clear();
     await this.#dispatcher?.close();
+  }
+
+  /** How long a peer must stay unreachable before a network-disruption warning: half the repair grace period,
+   * at most 5 minutes (so the warning always comes before the data is moved). */
+  #disruptionGraceMs(): number {
+    if (this.#o.disruptionGraceMs !== undefined) return this.#o.disruptionGraceMs;
+    return Math.min(5 * 60_000, this.#o.ledger.state().config.repair.graceMs / 2);
+  }
+
+  /** Drop a warning still waiting out its grace; true when there was one (nothing was raised). */
+  #cancelPending(box: BoxId): boolean {
+    const cancel = this.#pending.get(box);
+    if (!cancel) return false;
+    cancel();
+    this.#pending.delete(box);
+    return true;
   }
 
   /** Turn a keeper notice into events. Never throws: a failure to raise is reported through onError. */
@@ -102,18 +125,31 @@ export class BoxEvents {
     const c = this.#conditions;
     const d = this.raiser;
     switch (n.type) {
-      case 'peer-unreachable':
-        await c.begin(conditionKey('network-disruption', n.box), { kind: 'network-disruption', severity: 'warning', payload: { peers: [n.box], since: n.since } });
+      case 'peer-unreachable': {
+        // A reboot or a Box restarting after `reserve join` is not news: the warning goes out only if the peer is
+        // still unreachable after the disruption grace.
+        if (this.#pending.has(n.box)) return;
+        const raise = () => {
+          this.#pending.delete(n.box);
+          void c.begin(conditionKey('network-disruption', n.box), { kind: 'network-disruption', severity: 'warning', payload: { peers: [n.box], since: n.since } }).catch((e) => this.#o.onError?.(e));
+        };
+        const grace = this.#disruptionGraceMs();
+        if (grace <= 0) return raise();
+        this.#pending.set(n.box, this.#o.clock.setTimer(grace, raise));
         return;
+      }
       case 'peer-reachable':
+        if (this.#cancelPending(n.box)) return;
         await c.end(conditionKey('network-disruption', n.box), 'reachable again');
         return;
       case 'peer-departed':
+        this.#cancelPending(n.box);
         await c.end(conditionKey('network-disruption', n.box), 'no longer a member of the reserve');
         return;
       case 'declared-dead':
+        this.#cancelPending(n.box);
         await c.end(conditionKey('network-disruption', n.box), 'declared dead; its data is being re-replicated');
-        await d.raise({ kind: 'keeper-removed', severity: 'warning', payload: { keeper: n.box, by: id, reason: `unreachable for ${Math.round(n.unreachableMs / 60_000)} min` } });
+        await d.raise({ kind: 'keeper-removed', severity: 'warning', payload: { keeper: n.box, by: id, reason: `unreachable for ${humanDuration(n.unreachableMs)}` } });
         return;
       case 'corrupt-block': {
         const key = conditionKey('keeper-health', 'disk-corruption', n.cid);
@@ -144,4 +180,13 @@ export class BoxEvents {
   async joined(): Promise<void> {
     await this.raiser.raise({ kind: 'keeper-added', severity: 'normal', payload: { keeper: this.#o.id } });
   }
+}
+
+/** 45 s, 12 min, 3.5 h, 2 days. */
+export function humanDuration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.round((s / 3600) * 10) / 10} h`;
+  return `${Math.round(s / 86400)} days`;
 }
