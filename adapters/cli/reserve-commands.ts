@@ -13,6 +13,7 @@ import * as fs from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../core/errors.ts';
+import { describeEvent } from '../../core/events/describe.ts';
 import type { EventEnvelope, Severity } from '../../core/events/types.ts';
 import { DAEMON_FILE, type DaemonFile, type ReserveStatus } from '../daemon/api.ts';
 import type { BoxNotice } from '../runtime/runtime.ts';
@@ -64,12 +65,7 @@ function ago(ms: number | null, now: number): string {
 }
 
 function eventLine(e: EventEnvelope): string {
-  const p = e.payload as unknown as Record<string, unknown>;
-  const parts = Object.entries(p ?? {})
-    .filter(([, v]) => v !== undefined && v !== null)
-    .slice(0, 4)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? short(v) : Array.isArray(v) ? `[${v.length}]` : typeof v === 'object' ? '{…}' : String(v)}`);
-  return `${time(e.time)} ${e.severity.padEnd(7)} ${e.kind.padEnd(26)} ${short(e.source).padEnd(12)} ${parts.join(' ')}`;
+  return `${time(e.time)} ${e.severity.padEnd(7)} ${e.kind.padEnd(26)} ${short(e.source).padEnd(12)} ${describeEvent(e)}`;
 }
 
 function noticeLine(n: BoxNotice): string {

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeEvent } from '../../core/events/describe.ts';
 import type { EventEnvelope } from '../../core/events/types.ts';
 import type { DaemonApi, ReserveStatus } from '../daemon/api.ts';
 import { createDaemonClient } from '../daemon/client.ts';
@@ -90,6 +91,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     t0 = performance.now();
   };
   const names = Array.from({ length: n }, (_, i) => (i === 0 ? 'home' : `box-${i + 1}`));
+  const boxNames = new Map<string, string>();
   const sample = join(base, 'sample');
   const restored = join(base, 'restored');
   // Ctrl-C or a kill must not leave Box processes behind.
@@ -108,6 +110,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     log(`1. The home Box founds a reserve (RF ${rf}, a Box unreachable for ${options.repairGrace ?? '15s'} is declared dead)`);
     t0 = performance.now();
     const founded = await fleet.json<{ reserveId: string; box: string }>(['init', '--listen', LOOPBACK, '--data', fleet.dataDir('home'), '--rf', String(rf), '--min-rf', String(Math.min(2, rf)), '--repair-grace', options.repairGrace ?? '15s', '--capacity', '10G', '--region', 'home']);
+    boxNames.set(founded.box, 'home');
     await fleet.startDaemon('home');
     step('found', `reserve ${founded.reserveId}, home Box ${founded.box}`);
 
@@ -115,6 +118,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     const invite = await fleet.json<{ token: string }>(['invite', '--data', fleet.dataDir('home')]);
     for (const name of names.slice(1)) {
       const j = await fleet.json<{ box: string }>(['join', '--listen', LOOPBACK, invite.token, '--data', fleet.dataDir(name), '--capacity', '10G', '--region', name]);
+      boxNames.set(j.box, name);
       await fleet.startDaemon(name);
       log(`   ${name}: ${j.box}`);
     }
@@ -143,6 +147,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     log('6. A factory-new Box joins with an invite token from a surviving Box and restores the latest snapshot');
     const invite2 = await fleet.json<{ token: string }>(['invite', '--data', fleet.dataDir(names[1])]);
     const fresh = await fleet.json<{ box: string }>(['join', '--listen', LOOPBACK, invite2.token, '--data', fleet.dataDir('new-box'), '--capacity', '10G', '--region', 'new']);
+    boxNames.set(fresh.box, 'new-box');
     await fleet.startDaemon('new-box');
     const [r] = await Promise.all([
       fleet.json<{ stats: { files: number; bytes: number }; seconds: number }>(['restore', 'latest', restored, '--data', fleet.dataDir('new-box')], { timeoutMs: 600_000 }),
@@ -169,7 +174,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     const events = await api.events({});
     api.close();
     log(`\nEvents the owner saw (${events.length}):`);
-    for (const e of events) log(`   ${new Date(e.time).toISOString().slice(11, 19)} ${e.severity.padEnd(7)} ${e.kind.padEnd(26)} from ${e.source.slice(-8)} ${summarize(e)}`);
+    for (const e of events) log(`   ${new Date(e.time).toISOString().slice(11, 19)} ${e.severity.padEnd(7)} ${e.kind.padEnd(26)} ${(boxNames.get(e.source) ?? e.source.slice(-8)).padEnd(8)} ${describeEvent(e, { name: (id) => boxNames.get(id) })}`);
 
     const ok = differences.length === 0 && r.stats.files === made.files;
     log(`\nVerdict: ${ok ? 'PASS: every byte came back from the other Boxes onto a factory-new Box' : 'FAIL'}${repairedAfter === null && waitMs > 0 ? ' (repair to full RF did not finish in time)' : ''}`);
@@ -181,16 +186,4 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     if (options.keep) log(`(kept ${base})`);
     else await fs.rm(base, { recursive: true, force: true });
   }
-}
-
-function summarize(e: EventEnvelope): string {
-  const p = e.payload as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(p ?? {})) {
-    if (v === undefined || v === null) continue;
-    const s = typeof v === 'string' ? (v.length > 24 ? '…' + v.slice(-12) : v) : Array.isArray(v) ? `[${v.length}]` : typeof v === 'object' ? '{…}' : String(v);
-    parts.push(`${k}=${s}`);
-    if (parts.length >= 4) break;
-  }
-  return parts.join(' ');
 }

@@ -11,6 +11,7 @@ import type { KvStore } from '../kv.ts';
 import { ConditionTracker, conditionKey } from '../events/conditions.ts';
 import { EventDispatcher, type EventRaiser, type RaiseOptions } from '../events/dispatcher.ts';
 import { EventInbox } from '../events/inbox.ts';
+import { humanDuration } from '../events/describe.ts';
 import { sharedLogSink } from '../events/sinks.ts';
 import { toStoredEvent, type EventDraft, type EventEnvelope, type EventKind } from '../events/types.ts';
 import type { KeeperNotice } from '../keeper/keeper.ts';
@@ -161,7 +162,7 @@ export class BoxEvents {
           await c.end(key, 're-fetched a healthy copy');
           return;
         }
-        await d.raise({ kind: 'unresolved-conflict', severity: 'failure', payload: { block: n.cid, snapshots: [], reason: 'no healthy copy answered; every copy found was corrupt or missing' } });
+        await d.raise({ kind: 'unresolved-conflict', severity: 'failure', payload: { block: n.cid, snapshots: n.snapshots ?? [], reason: 'no healthy copy answered; every copy found was corrupt or missing' } });
         return;
       }
       case 'snapshot-lost':
@@ -169,6 +170,13 @@ export class BoxEvents {
           kind: 'unacceptable-replication',
           severity: 'failure',
           payload: { snapshots: [{ snapshot: n.root, belowMinimum: context.chunksOf?.(n.root) ?? 0, belowTarget: context.chunksOf?.(n.root) ?? 0, lost: context.chunksOf?.(n.root) ?? 0 }] },
+        });
+        return;
+      case 'chunks-lost':
+        await d.raise({
+          kind: 'unacceptable-replication',
+          severity: 'failure',
+          payload: { snapshots: [{ snapshot: n.root, belowMinimum: n.lost, belowTarget: n.lost, lost: n.lost, files: n.files }] },
         });
         return;
       default:
@@ -182,11 +190,3 @@ export class BoxEvents {
   }
 }
 
-/** 45 s, 12 min, 3.5 h, 2 days. */
-export function humanDuration(ms: number): string {
-  const s = ms / 1000;
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
-  if (s < 48 * 3600) return `${Math.round((s / 3600) * 10) / 10} h`;
-  return `${Math.round(s / 86400)} days`;
-}
