@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createReserveSecret } from '../../core/state/crypto.ts';
 import { decodeInvite, encodeInvite } from '../runtime/token.ts';
+import { launchChromium } from '../daemon/browser.ts';
 import { systemRandom } from '../system.ts';
 import { runFloodDemo, type FloodDemoResult } from './flood.ts';
 import type { Fleet } from './fleet.ts';
@@ -27,6 +28,7 @@ describe('flood on real processes', () => {
     const lines: string[] = [];
     let wrongSecret: { code: number; ms: number; stderr: string } | undefined;
     let crashedDuringRestore = false;
+    let page_: { boxes: number; snapshots: number; protectedText: string; feed: number } | undefined;
     const result: FloodDemoResult = await runFloodDemo({
       sizeMiB: 24,
       boxes: 4,
@@ -49,6 +51,24 @@ describe('flood on real processes', () => {
           wrongSecret = { code: r.code, ms: r.ms, stderr: r.stderr };
           await fleet.startDaemon('box-3');
         },
+        // The owner opens the admin page of a surviving Box's daemon in a browser.
+        atEnd: async (fleet: Fleet) => {
+          const { url, token } = fleet.daemon('box-2').file;
+          const browser = await launchChromium();
+          try {
+            const page = await browser.newPage();
+            await page.goto(`${url}/?token=${encodeURIComponent(token)}`);
+            await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+            page_ = {
+              boxes: await page.locator('[data-box]').count(),
+              snapshots: await page.locator('tr[data-snapshot]').count(),
+              protectedText: (await page.locator('#stat-snapshots .n').textContent()) ?? '',
+              feed: await page.locator('#feed li').count(),
+            };
+          } finally {
+            await browser.close();
+          }
+        },
         // A member dies while the new Box is fetching from it; the others serve the rest.
         duringRestore: async (fleet: Fleet) => {
           await sleep(300);
@@ -68,6 +88,9 @@ describe('flood on real processes', () => {
     expect(wrongSecret?.code).not.toBe(0);
     expect(wrongSecret?.stderr).toMatch(/secret/i);
     expect(wrongSecret!.ms).toBeLessThan(30_000);
+    // The admin page of a real daemon shows the five Boxes ever in the reserve, the snapshot protected, the feed.
+    expect(page_).toMatchObject({ boxes: 5, snapshots: 1, protectedText: '1 / 1' });
+    expect(page_!.feed).toBeGreaterThan(0);
     // The owner heard about the lost Box.
     const kinds = new Set(result.events.map((e) => e.kind));
     expect(kinds.has('keeper-removed') || kinds.has('network-disruption'), transcript).toBe(true);

@@ -35,6 +35,8 @@ export interface FloodDemoOptions {
     afterBackup?: (fleet: Fleet) => Promise<void>;
     /** Runs alongside the new Box's restore. */
     duringRestore?: (fleet: Fleet) => Promise<void>;
+    /** Runs at the end, while every surviving daemon still runs. */
+    atEnd?: (fleet: Fleet) => Promise<void>;
   };
 }
 
@@ -176,6 +178,7 @@ export async function runFloodDemo(options: FloodDemoOptions = {}): Promise<Floo
     log(`\nEvents the owner saw (${events.length}):`);
     for (const e of events) log(`   ${new Date(e.time).toISOString().slice(11, 19)} ${e.severity.padEnd(7)} ${e.kind.padEnd(26)} ${(boxNames.get(e.source) ?? e.source.slice(-8)).padEnd(8)} ${describeEvent(e, { name: (id) => boxNames.get(id) })}`);
 
+    await options.hooks?.atEnd?.(fleet);
     const ok = differences.length === 0 && r.stats.files === made.files;
     log(`\nVerdict: ${ok ? 'PASS: every byte came back from the other Boxes onto a factory-new Box' : 'FAIL'}${repairedAfter === null && waitMs > 0 ? ' (repair to full RF did not finish in time)' : ''}`);
     return { ok, dir: base, snapshot: backup.root, files: made.files, bytes: made.bytes, differences, steps, protectedAfter, repairedAfter, events };
