@@ -165,7 +165,7 @@ const SCRIPT = `
   function shortId(id) { id = String(id || ''); return id.length > 14 ? id.slice(0, 6) + '\\u2026' + id.slice(-6) : id; }
   function nameOf(id) {
     var s = state.status;
-    if (s) for (var i = 0; i < s.boxes.length; i++) if (s.boxes[i].id === id) return s.boxes[i].name || shortId(id);
+    if (s) for (var i = 0; i < s.boxes.length; i++) if (s.boxes[i].id === id) return s.boxes[i].name || s.boxes[i].region || shortId(id);
     return shortId(id);
   }
   function ago(ms) {
@@ -276,7 +276,7 @@ const SCRIPT = `
       card.setAttribute('data-box', b.id);
       var statusCls = b.status === 'active' ? 'ok' : b.status === 'dead' ? 'fail' : '';
       card.appendChild(el('div', 'box-head', [
-        el('div', 'box-name', [b.name || shortId(b.id)]),
+        el('div', 'box-name', [b.name || b.region || shortId(b.id)]),
         el('span', 'chip ' + statusCls, b.status)
       ]));
       var idLine = el('div', 'box-id', [shortId(b.id), b.self ? '  \\u00b7  this Box' : '', b.region ? '  \\u00b7  ' + b.region : '']);
