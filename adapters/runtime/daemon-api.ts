@@ -20,7 +20,6 @@ import type {
   BoxView,
   DaemonApi,
   EventQuery,
-  HealthView,
   ProgressReport,
   ReserveStatus,
   RestoreReport,
@@ -41,7 +40,6 @@ export interface BoxDaemonApiOptions {
   followPollMs?: number;
 }
 
-const USED_CACHE_MS = 10_000;
 
 function progressOf(onProgress: ((p: ProgressReport) => void) | undefined): Progress {
   let done = 0;
@@ -61,37 +59,10 @@ function progressOf(onProgress: ((p: ProgressReport) => void) | undefined): Prog
 export class BoxDaemonApi implements DaemonApi {
   readonly #rt: BoxRuntime;
   readonly #o: BoxDaemonApiOptions;
-  #used: { bytes: number; version: number; at: number } | undefined;
 
   constructor(rt: BoxRuntime, options: BoxDaemonApiOptions = {}) {
     this.#rt = rt;
     this.#o = options;
-  }
-
-  /** Bytes of blocks this Box holds (re-measured when its store changed, at most every 10 s). */
-  async #usedBytes(): Promise<number> {
-    const box = this.#rt.box;
-    const now = Date.now();
-    const u = this.#used;
-    if (u && (u.version === box.blocks.version || now - u.at < USED_CACHE_MS)) return u.bytes;
-    const stat = await this.#rt.blockstore.stat();
-    this.#used = { bytes: stat.bytes, version: box.blocks.version, at: now };
-    return stat.bytes;
-  }
-
-  #health(): HealthView | undefined {
-    const r = this.#rt.box.latestHealth();
-    if (!r) return undefined;
-    const s = r.sample;
-    const v: HealthView = { sampledAt: r.at };
-    if (s.memory && s.memory.totalBytes > 0) v.memoryUsed = 1 - s.memory.availableBytes / s.memory.totalBytes;
-    if (s.cpu) v.cpuBusy = s.cpu.busyFraction;
-    if (s.diskIo) v.diskIoBytesPerSecond = s.diskIo.readBytesPerSec + s.diskIo.writeBytesPerSec;
-    if (s.disk) {
-      v.diskFreeBytes = s.disk.availableBytes;
-      v.diskTotalBytes = s.disk.totalBytes;
-    }
-    return v;
   }
 
   async status(): Promise<ReserveStatus> {
@@ -101,9 +72,14 @@ export class BoxDaemonApi implements DaemonApi {
     const now = Date.now();
     const connected = new Set(rt.network.peers());
     const book = rt.network.knownPeers();
-    const used = await this.#usedBytes();
-    const health = this.#health();
-    const boxes: BoxView[] = box.members().map((m) => {
+    const members = box.members();
+    // Every reachable member's own report (bytes held, health), asked in parallel, a short deadline each.
+    const reports = new Map(
+      await Promise.all(
+        members.map(async (m) => [m.id, m.self ? await rt.selfReport() : m.reachable || connected.has(m.id) ? await rt.peerReport(m.id) : undefined] as const),
+      ),
+    );
+    const boxes: BoxView[] = members.map((m) => {
       const rec = state.members.get(m.id);
       const heard = Math.max(book[m.id]?.lastSeen ?? 0, rec?.lastSeen.wall ?? 0);
       const v: BoxView = {
@@ -116,10 +92,9 @@ export class BoxDaemonApi implements DaemonApi {
         lastSeen: m.self || connected.has(m.id) ? now : heard > 0 ? heard : null,
       };
       if (m.region !== undefined) v.region = m.region;
-      if (m.self) {
-        v.used = used;
-        if (health) v.health = health;
-      }
+      const report = reports.get(m.id);
+      if (report?.used !== undefined) v.used = report.used;
+      if (report?.health) v.health = report.health;
       return v;
     });
     const protection = new Map((await box.protection()).map((p) => [p.root, p]));

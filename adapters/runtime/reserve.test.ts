@@ -98,6 +98,8 @@ describe('a reserve of three Box runtimes', () => {
     expect(status.boxes.map((x) => x.id).sort()).toEqual([a.id, b.id, c.id].sort());
     expect(status.boxes.every((x) => x.reachable && x.status === 'active')).toBe(true);
     expect(status.boxes.find((x) => x.self)!.used).toBeGreaterThan(0);
+    // every member reports what it holds (reserve/report/1): at RF 3 on 3 Boxes, each holds every block
+    for (const b of status.boxes) expect(b.used, b.id).toBeGreaterThan(0);
 
     const target = join(base, 'restored');
     const apiC = new BoxDaemonApi(c);

@@ -27,6 +27,7 @@ import { OsHealthSource } from '../metrics/os-health.ts';
 import { createLibp2pNetwork, type Libp2pNetwork } from '../net/libp2p-network.ts';
 import { pskFromSecret } from '../net/psk.ts';
 import { FsBlockstore } from '../storage/fs-blockstore.ts';
+import { decodeReport, decodeReportRequest, encodeReport, encodeReportRequest, healthView, REPORT_PROTOCOL, type BoxReport } from './report.ts';
 import { FsKvStore } from '../storage/fs-kv.ts';
 import { systemClock, systemRandom } from '../system.ts';
 import { WorkerChunking } from '../workers/chunk-pool.ts';
@@ -127,6 +128,34 @@ export class BoxRuntime {
   #state: 'open' | 'starting' | 'running' | 'stopped' = 'open';
   #secretWrite: Promise<void> = Promise.resolve();
   #stopping: Promise<void> | undefined;
+  #used: { bytes: number; version: number; at: number } | undefined;
+
+  /** Bytes of blocks this Box holds (re-measured when its store changed, at most every 10 s). */
+  async usedBytes(): Promise<number> {
+    const version = this.#box?.blocks.version ?? -1;
+    const now = Date.now();
+    const u = this.#used;
+    if (u && (u.version === version || now - u.at < 10_000)) return u.bytes;
+    const stat = await this.blockstore.stat();
+    this.#used = { bytes: stat.bytes, version, at: now };
+    return stat.bytes;
+  }
+
+  /** What this Box tells members that ask (`reserve/report/1`) and its own status page. */
+  async selfReport(): Promise<BoxReport> {
+    const reading = this.#box?.latestHealth();
+    const health = healthView(reading);
+    return { at: reading?.at ?? Date.now(), used: await this.usedBytes(), ...(health ? { health } : {}) };
+  }
+
+  /** Ask a member for its report; undefined when it does not answer within `timeoutMs`. */
+  async peerReport(peer: string, timeoutMs = 1500): Promise<BoxReport | undefined> {
+    try {
+      return decodeReport(await this.network.request(peer, REPORT_PROTOCOL, encodeReportRequest(), { timeoutMs }));
+    } catch {
+      return undefined;
+    }
+  }
 
   private constructor(o: BoxRuntimeOptions, dataDir: string, file: ReserveFile, lock: DataDirLock, keys: BoxKeys, secrets: Map<number, Uint8Array>, peers: PeerBook, blocks: FsBlockstore, kv: FsKvStore) {
     this.#o = o;
@@ -285,6 +314,10 @@ export class BoxRuntime {
       });
       this.#box = box;
       network.serveBlocks(async (cid) => ((await this.blockstore.has(cid)) ? this.blockstore.get(cid) : undefined));
+      network.handle(REPORT_PROTOCOL, async (_from, data) => {
+        decodeReportRequest(data);
+        return encodeReport(await this.selfReport());
+      });
       await box.start();
       this.#state = 'running';
       await this.refresh();
