@@ -26,6 +26,13 @@ import {
   decodeHello,
   decodeMissing,
   decodePeers,
+  decodePut,
+  decodeRefused,
+  decodeStored,
+  CID_FRAME_LIMIT,
+  encodePut,
+  encodeRefused,
+  encodeStored,
   encodeBlock,
   encodeCidList,
   encodeError,
@@ -130,6 +137,9 @@ const ALL_KINDS = frameLimits([
   [FrameKind.Block, blockFrameLimit(Limits.block)],
   [FrameKind.Missing, 1 + Limits.cidBytes],
   [FrameKind.Done, 0],
+  [FrameKind.Put, blockFrameLimit(Limits.block)],
+  [FrameKind.Stored, CID_FRAME_LIMIT],
+  [FrameKind.Refused, CID_FRAME_LIMIT],
   [FrameKind.Gossip, Limits.gossip],
 ]);
 
@@ -145,6 +155,9 @@ const cases: Case[] = [
   { name: 'cid list', decode: (b) => decodeCidList(b), valid: fc.array(cidArb, { maxLength: 20 }).map(encodeCidList) },
   { name: 'block', decode: (b) => decodeBlock(b, 4096), valid: fc.tuple(cidArb, fc.uint8Array({ maxLength: 300 })).map(([c, b]) => encodeBlock(c, b)) },
   { name: 'missing', decode: decodeMissing, valid: cidArb.map(encodeMissing) },
+  { name: 'put', decode: (b) => decodePut(b, 4096), valid: fc.tuple(cidArb, fc.uint8Array({ maxLength: 300 })).map(([c, b]) => encodePut(c, b)) },
+  { name: 'stored', decode: decodeStored, valid: cidArb.map(encodeStored) },
+  { name: 'refused', decode: decodeRefused, valid: cidArb.map(encodeRefused) },
   { name: 'done', decode: (b) => decodeEmpty(b, 'Done'), valid: fc.constant(new Uint8Array(0)) },
   { name: 'peers', decode: decodePeers, valid: peersArb.map(encodePeers) },
   { name: 'hello', decode: decodeHello, valid: fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ minLength: 24, maxLength: 24 })).map(([c, n]) => encodeHello(c, n)) },
@@ -332,6 +345,11 @@ describe('wire codec: round trips and specific refusals', () => {
         expect(b.cid.equals(cid)).toBe(true);
         expect(Array.from(b.bytes)).toEqual(Array.from(bytes));
         expect(decodeMissing(encodeMissing(cid)).equals(cid)).toBe(true);
+        const put = decodePut(encodePut(cid, bytes));
+        expect(put.cid.equals(cid)).toBe(true);
+        expect(Array.from(put.bytes)).toEqual(Array.from(bytes));
+        expect(decodeStored(encodeStored(cid)).equals(cid)).toBe(true);
+        expect(decodeRefused(encodeRefused(cid)).equals(cid)).toBe(true);
         expect(decodePeers(encodePeers(peers))).toEqual(peers);
         expect(Array.from(decodeGossip(encodeGossip(bytes)))).toEqual(Array.from(bytes));
       }),
@@ -359,6 +377,10 @@ describe('wire codec: round trips and specific refusals', () => {
     expect(() => decodeCidList(Uint8Array.of(0x00, 0x05, 1))).toThrow(TruncatedFrameError);
     expect(() => decodeHello(new Uint8Array(HELLO_BYTES))).toThrow(MalformedFrameError);
     expect(() => decodeError(Uint8Array.of(3, 0x31, 0x32, 0x33, 0, 0))).toThrow(MalformedFrameError);
+    // a pushed block larger than the receiver's limit is refused from its length, a Stored with trailing bytes too
+    const cid = cidOf(RAW_CODE, new Uint8Array([1]));
+    expect(() => decodePut(encodePut(cid, new Uint8Array(101)), 100)).toThrow(FrameTooLargeError);
+    expect(() => decodeStored(encodePut(cid, new Uint8Array(1)))).toThrow(MalformedFrameError);
   });
 
   it('the allocation spy itself catches an allocation from an announced length', () => {

@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { runScenario, type RunResult } from '../simulations/sim/runner.ts';
 import { SCENARIOS } from '../simulations/reserve/scenarios.ts';
+import type { ChangeReport } from '../simulations/reserve/harness.ts';
+import type { OwnerEvent } from '../simulations/reserve/owner-view.ts';
 
 const SEEDS: Record<string, number[]> = {
   flood: [1, 2],
@@ -17,6 +19,9 @@ const SEEDS: Record<string, number[]> = {
   // seed 2 once hung: a checker fetched a manifest over the simulated network between steps
   'crash-mid-backup': [1, 2],
   swarm: [1, 2, 3],
+  'lose-rf-1': [1],
+  'lose-rf': [1, 2],
+  conflict: [1, 2],
 };
 
 function explain(r: RunResult): string {
@@ -29,6 +34,18 @@ describe('resilience scenarios (fixed seeds)', () => {
       it(`${name} seed ${seed}`, async () => {
         const r = await runScenario(SCENARIOS[name], { seed, print: () => {} });
         expect(r.outcome, explain(r)).toBe('pass');
+        // Every scenario reports what its change cost.
+        const change = r.metrics.change as ChangeReport;
+        expect(change, 'the change report').toBeDefined();
+        expect(change.moved.bytes).toBeGreaterThanOrEqual(0);
+        if (name === 'add-box' || name === 'remove-box') {
+          // Replicas moved: at most 1.1x the minimum (the new Box's share; the leaving Box's share), never below it.
+          expect(change.minimum.blocks).toBeGreaterThan(0);
+          expect(change.moved.blocks, `moved ${change.moved.blocks} blocks, minimum ${change.minimum.blocks}`).toBeLessThanOrEqual(1.1 * change.minimum.blocks);
+          expect(change.moved.bytes).toBeLessThanOrEqual(1.1 * change.minimum.bytes);
+          expect(change.moved.blocks).toBeGreaterThanOrEqual(change.minimum.blocks);
+          expect(change.mostBelowTarget, 'no chunk below its target copies during the change').toBe(0);
+        }
       }, 180_000);
     }
   }
@@ -49,5 +66,12 @@ describe('resilience scenarios (fixed seeds)', () => {
     expect((r.metrics.notices as Record<string, number>)['declared-dead']).toBeGreaterThanOrEqual(1);
     expect((r.metrics.events as Record<string, number>)['keeper-removed/warning']).toBeGreaterThanOrEqual(1);
     expect(r.repairMs).toBeDefined();
+    // The owner's view: the loss of the home Box and its replacement, as events a person reads.
+    const owner = r.metrics.owner as OwnerEvent[];
+    expect(owner.some((e) => e.kind === 'keeper-removed' && /removed from the reserve/.test(e.text))).toBe(true);
+    expect(owner.some((e) => e.kind === 'keeper-added' && e.atMs > 3_600_000)).toBe(true);
+    const change = r.metrics.change as ChangeReport;
+    expect(change.protectedAfterMs, 'time to full protection after the brick').toBeGreaterThan(3_600_000);
+    expect(change.mostBelowTarget).toBeGreaterThan(0);
   }, 180_000);
 });

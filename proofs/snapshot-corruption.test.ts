@@ -60,15 +60,16 @@ async function withRepo<T>(fn: (ctx: { base: string; repo: string; snapshot: CID
   }
 }
 
-/** Flip one byte of the block's file in place, as bit rot would. */
+/** Flip one byte of the block where it is stored (its own file, or its range of a pack file), as bit rot would. */
 async function flipByte(repo: string, cid: CID, at: (size: number) => number): Promise<void> {
   const r = await LocalRepo.open(repo);
-  const path = r.blocks.pathOf(cid);
+  const where = await r.blocks.locate(cid);
   await r.close();
-  const bytes = await fs.readFile(path);
-  const i = at(bytes.length);
+  if (!where) throw new Error(`${cid} is not stored`);
+  const bytes = await fs.readFile(where.path);
+  const i = where.offset + at(where.length);
   bytes[i] ^= 0x01;
-  await fs.writeFile(path, bytes);
+  await fs.writeFile(where.path, bytes);
 }
 
 describe('a corrupt chunk', () => {

@@ -7,19 +7,22 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../core/errors.ts';
 import type { Overrides, RunResult } from '../../simulations/sim/runner.ts';
 import { action, progressBar, type GlobalOptions } from './output.ts';
+import type { ChangeReport } from '../../simulations/reserve/harness.ts';
+import type { OwnerEvent } from '../../simulations/reserve/owner-view.ts';
 
 /** The simulator loads only when a sim command runs, so every other command starts fast. */
 async function simulator() {
-  const [runner, trace, harness, scenarios] = await Promise.all([
+  const [runner, trace, harness, scenarios, owner] = await Promise.all([
     import('../../simulations/sim/runner.ts'),
     import('../../simulations/sim/trace.ts'),
     import('../../simulations/reserve/harness.ts'),
     import('../../simulations/reserve/scenarios.ts'),
+    import('../../simulations/reserve/owner-view.ts'),
   ]);
-  return { ...runner, formatMs: trace.formatMs, traffic: harness.traffic, scenarioByName: scenarios.scenarioByName };
+  return { ...runner, formatMs: trace.formatMs, traffic: harness.traffic, scenarioByName: scenarios.scenarioByName, formatOwnerView: owner.formatOwnerView };
 }
 
-const SCENARIO_NAMES = 'flood, add-box, remove-box, bitrot, partition, churn, crash-mid-backup, swarm';
+const SCENARIO_NAMES = 'flood, add-box, remove-box, bitrot, partition, churn, crash-mid-backup, swarm, lose-rf-1, lose-rf, conflict';
 
 interface RunCli extends GlobalOptions {
   scenario: string;
@@ -43,15 +46,37 @@ function overridesOf(o: RunCli): Overrides {
   return out;
 }
 
-function report(r: RunResult, formatResult: (r: RunResult) => string, formatMs: (ms: number) => string): string {
+function report(r: RunResult, formatResult: (r: RunResult) => string, formatMs: (ms: number) => string, formatOwnerView: (events: readonly OwnerEvent[]) => string[]): string {
   const m = r.metrics as Record<string, unknown>;
   const lines = [formatResult(r)];
   if (r.outcome === 'pass') {
     lines.push(`  options: ${JSON.stringify(r.options)}`);
   }
   for (const n of (m.notes as string[] | undefined) ?? []) lines.push(`  - ${n}`);
-  const events = (m.events as Record<string, number> | undefined) ?? {};
-  if (Object.keys(events).length) lines.push(`  reserve events (the owner's view): ${Object.entries(events).map(([k, v]) => `${k} x${v}`).join(', ')}`);
+  const change = m.change as ChangeReport | undefined;
+  if (change) {
+    const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+    lines.push('  the change:');
+    lines.push(
+      `    blocks moved: ${change.moved.blocks} (${mb(change.moved.bytes)}); the minimum: ${change.minimum.blocks} (${mb(change.minimum.bytes)})` +
+        (change.minimum.bytes > 0 ? `: ${change.ratio.toFixed(2)}x the minimum` : ''),
+    );
+    lines.push(
+      change.protectedAfterMs === undefined
+        ? '    full protection: not reached'
+        : change.mostBelowTarget === 0
+          ? '    full protection: never lost (every chunk kept its target copies)'
+          : `    full protection: ${formatMs(change.protectedAfterMs)} after the change (at worst ${change.mostBelowTarget} chunks below the target copies)`,
+    );
+    lines.push(`    network: ${mb(change.networkBytes)}: ${Object.entries(change.traffic).map(([k, t]) => `${k} ${t.requests} req ${mb(t.sent + t.received)}`).join('; ')}`);
+    const raised = Object.entries(change.events);
+    lines.push(`    events raised: ${raised.length ? raised.map(([k, v]) => `${k} x${v}`).join(', ') : 'none'}`);
+  }
+  const owner = (m.owner as OwnerEvent[] | undefined) ?? [];
+  if (owner.length) {
+    lines.push("  the owner's view (reserve events, oldest first):");
+    for (const l of formatOwnerView(owner)) lines.push(`    ${l}`);
+  }
   const notices = (m.notices as Record<string, number> | undefined) ?? {};
   if (Object.keys(notices).length) lines.push(`  keeper activity: ${Object.entries(notices).map(([k, v]) => `${k} x${v}`).join(', ')}`);
   lines.push(`  moved: ${((m.bytesMoved as number) / 1e6).toFixed(2)} MB in ${m.messages} messages; snapshots ${m.snapshots}; Boxes lost ${m.lostBoxes}`);
@@ -75,14 +100,14 @@ export function register(sim: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (opts: RunCli) => {
-        const { scenarioByName, runScenario, traffic, toJson, formatResult, formatMs } = await simulator();
+        const { scenarioByName, runScenario, traffic, toJson, formatResult, formatMs, formatOwnerView } = await simulator();
         const scenario = scenarioByName(opts.scenario);
         const overrides = overridesOf(opts);
         traffic.clear();
         const r = await runScenario(scenario, { seed: opts.seed, overrides, print: opts.json ? () => {} : (t) => process.stderr.write(t + '\n') });
         const perProtocol = Object.fromEntries(traffic);
         if (opts.json) process.stdout.write(toJson({ ...r, traffic: perProtocol }) + '\n');
-        else process.stdout.write(report(r, formatResult, formatMs) + '\n');
+        else process.stdout.write(report(r, formatResult, formatMs, formatOwnerView) + '\n');
         return r.exitCode;
       }),
     );

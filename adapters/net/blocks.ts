@@ -7,9 +7,20 @@
  *                      or Error({errorName, message}) and the end of the stream
  *
  * Answers come in request order, so "resume" is simply: ask someone else for everything from the first CID not yet
- * received (`TransferInterruptedError.remaining`). The server reads ahead a few blocks from its getter and waits
- * for its write buffer to drain past 4 MiB; the client pauses the stream while it digests blocks (yamux then
- * stops granting the server window), so neither side holds more than a few blocks plus the muxer window.
+ * received (`TransferInterruptedError.remaining`). Wants may keep coming while answers flow (a pipelined session,
+ * block-sessions.ts, sends one Want per block as its callers ask): the server queues at most 1024 wanted CIDs
+ * beyond the frame it is reading, reads ahead a few blocks from its getter across Want frames, and waits for its
+ * write buffer to drain past 4 MiB; the client pauses the stream while it digests blocks (yamux then stops
+ * granting the server window), so neither side holds more than a few blocks plus the muxer window.
+ *
+ * Pushing blocks, `/reserve/blocks-push/1.0.0`, is the mirror image:
+ *
+ *   client -> server   Put(cid, bytes) ... Put(...) Done
+ *   server -> client   Stored(cid) | Refused(cid), one per Put, in order, once the block is durable (or refused
+ *                      because its bytes do not hash to its CID) ... Done, or Error and the end of the stream
+ *
+ * The server stores a few blocks at once (their fsyncs overlap) and stops reading while they are in flight, so a
+ * fast client is held back by flow control, not by the server's memory.
  */
 import type { Stream } from '@libp2p/interface';
 import type { CID } from '../../core/blocks/cid.ts';
@@ -27,15 +38,21 @@ import {
   decodeEmpty,
   decodeError,
   decodeMissing,
+  decodePut,
   encodeCidList,
   encodeError,
   encodeFrame,
   encodeMissing,
+  encodeRefused,
+  encodeStored,
   frameLimits,
   kindName,
 } from './codec.ts';
 import { BlockMismatchError, FrameTooLargeError, IdleTimeoutError, StreamEndedError, TransferInterruptedError, UnexpectedFrameError } from './errors.ts';
-import { FramedStream } from './framed-stream.ts';
+import { FramedStream, type OutFrame } from './framed-stream.ts';
+
+/** Answers that are ready together are sent together, up to this many block bytes per write. */
+const BATCH_BYTES = 256 * 1024;
 
 export const BLOCKS_PROTOCOL_ID = '/reserve/blocks/1.0.0';
 
@@ -65,7 +82,7 @@ export interface FetchBlocksResult {
 }
 
 export interface ServeBlocksOptions {
-  /** Getter calls running ahead of the stream (default 4). */
+  /** Getter calls running ahead of the stream (default 8). */
   readAhead?: number;
   /** Largest block this Box sends (default 4 MiB). */
   maxBlockBytes?: number;
@@ -82,7 +99,7 @@ function sameCid(a: CID, b: CID): boolean {
   return a.equals(b);
 }
 
-class IdleTimer {
+export class IdleTimer {
   readonly controller = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
   constructor(
@@ -103,10 +120,42 @@ class IdleTimer {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.controller.abort(new IdleTimeoutError(this.ms)), this.ms);
   }
+  /** Start counting unless already counting. */
+  ensure(): void {
+    if (this.#timer === undefined) this.touch();
+  }
   /** Stop counting (while waiting on our own side: a slow onBlock or getter is not the peer's silence). */
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+}
+
+/** A one-shot wake-up between the two halves of a server (the frame reader and the answer writer). */
+class Waiter {
+  #wake: (() => void) | undefined;
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#wake = resolve));
+  }
+  wake(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+}
+
+/** Tell the client why a server stopped, if the stream can still carry it, then end the stream. */
+async function endWithError(stream: Stream, fs: FramedStream, err: unknown): Promise<void> {
+  const e = err instanceof Error ? err : new Error(String(err));
+  try {
+    if (stream.writeStatus === 'writable' && stream.status === 'open') {
+      stream.send(encodeFrame(FrameKind.Error, encodeError({ errorName: e.name || 'Error', message: e.message })));
+      await fs.closeWrite(AbortSignal.timeout(1000));
+    } else {
+      fs.abort(e);
+    }
+  } catch {
+    fs.abort(e);
   }
 }
 
@@ -206,9 +255,9 @@ export async function fetchBlocksOverStream(
 /** Server side of one `/reserve/blocks/1.0.0` stream. Resolves when the stream is done (either way). */
 export async function serveBlocksOverStream(stream: Stream, getter: BlockGetter, options: ServeBlocksOptions = {}, stopSignal?: AbortSignal): Promise<void> {
   const maxBlock = options.maxBlockBytes ?? Limits.block;
-  const readAhead = Math.max(1, options.readAhead ?? 4);
-  // The idle countdown runs only while we wait for the client's next frame: time spent blocked on its
-  // backpressure (a slow consumer) or on our own getter is not silence.
+  const readAhead = Math.max(1, options.readAhead ?? 8);
+  // The idle countdown runs only while we wait for the client's next frame with nothing left to send: time spent
+  // blocked on its backpressure (a slow consumer) or on our own getter is not silence.
   const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, stopSignal);
   const fs = new FramedStream(
     stream,
@@ -222,56 +271,176 @@ export async function serveBlocksOverStream(stream: Stream, getter: BlockGetter,
   // the client went away: stop reading blocks for it
   const onClose = () => idle.controller.abort(new StreamEndedError('the client closed the stream'));
   stream.addEventListener('close', onClose);
-  try {
+  const queue: CID[] = []; // wanted, not started yet
+  // started, in order; `done` once the getter answered (so answers ready together go out in one send)
+  const pending: Array<{ cid: CID; bytes: Promise<Uint8Array | undefined>; done: boolean }> = [];
+  let clientDone = false;
+  let failure: { error: unknown } | undefined;
+  const readerWaits = new Waiter();
+  const senderWaits = new Waiter();
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    if (!idle.signal.aborted) idle.controller.abort(error);
+    readerWaits.wake();
+    senderWaits.wake();
+  };
+  const reader = (async () => {
     for (;;) {
-      idle.touch();
+      while (queue.length >= Limits.wantCids && !failure) await readerWaits.wait();
+      if (failure) return;
+      if (queue.length === 0 && pending.length === 0) idle.ensure();
       const frame = await fs.read(signal);
       idle.stop();
       if (frame === undefined) throw new StreamEndedError('the client closed before Done');
       if (frame.kind === FrameKind.Done) {
         decodeEmpty(frame.payload, 'Done');
-        await fs.write(FrameKind.Done, [], signal);
-        await fs.closeWrite(signal);
+        clientDone = true;
+        senderWaits.wake();
         return;
       }
-      const wanted = decodeCidList(frame.payload);
-      // read ahead: up to `readAhead` getter calls in flight, answers sent strictly in order
-      const pending: Array<Promise<Uint8Array | undefined>> = [];
-      let started = 0;
-      const startMore = () => {
-        while (started < wanted.length && pending.length < readAhead) {
-          const cid = wanted[started++];
-          const p = Promise.resolve().then(() => getter(cid, { signal }));
-          p.catch(() => undefined);
-          pending.push(p);
-        }
-      };
-      for (let i = 0; i < wanted.length; i++) {
-        startMore();
-        const bytes = await pending.shift()!;
-        const cid = wanted[i];
+      for (const cid of decodeCidList(frame.payload)) queue.push(cid);
+      senderWaits.wake();
+    }
+  })();
+  reader.catch(fail);
+  try {
+    for (;;) {
+      // read ahead: up to `readAhead` getter calls in flight, across Want frames; answers sent strictly in order
+      while (pending.length < readAhead && queue.length > 0) {
+        const cid = queue.shift()!;
+        const entry = { cid, bytes: Promise.resolve().then(() => getter(cid, { signal })), done: false };
+        entry.bytes.then(
+          () => (entry.done = true),
+          () => undefined,
+        );
+        pending.push(entry);
+        readerWaits.wake();
+      }
+      if (failure) throw failure.error;
+      if (pending.length === 0) {
+        if (clientDone) break;
+        await senderWaits.wait();
+        continue;
+      }
+      // the next answer, and every answer after it that is ready too (up to BATCH_BYTES), in one write
+      const out: OutFrame[] = [];
+      let size = 0;
+      do {
+        const { cid, bytes: next } = pending.shift()!;
+        const bytes = await next;
         if (bytes === undefined) {
-          await fs.write(FrameKind.Missing, encodeMissing(cid), signal);
+          out.push({ kind: FrameKind.Missing, parts: encodeMissing(cid) });
         } else {
           if (bytes.byteLength > maxBlock) throw new FrameTooLargeError(`block ${cid.toString()}`, bytes.byteLength, maxBlock);
-          await fs.write(FrameKind.Block, bytes, signal, blockPrefix(cid));
+          out.push({ kind: FrameKind.Block, parts: bytes, prefix: blockPrefix(cid) });
+          size += bytes.byteLength;
         }
-      }
+      } while (pending.length > 0 && pending[0].done && size < BATCH_BYTES);
+      await fs.writeFrames(out, signal);
     }
+    await fs.write(FrameKind.Done, [], signal);
+    await fs.closeWrite(signal);
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    // Tell the client why, if the stream can still carry it, then end the stream.
-    try {
-      if (stream.writeStatus === 'writable' && stream.status === 'open') {
-        stream.send(encodeFrame(FrameKind.Error, encodeError({ errorName: e.name || 'Error', message: e.message })));
-        await fs.closeWrite(AbortSignal.timeout(1000));
-      } else {
-        fs.abort(e);
-      }
-    } catch {
-      fs.abort(e);
-    }
+    fail(err);
+    await endWithError(stream, fs, failure!.error);
   } finally {
+    await reader.catch(() => undefined);
+    stream.removeEventListener('close', onClose);
+    idle.stop();
+  }
+}
+
+/** Stores one pushed block: true once durable, false when refused (its bytes do not hash to its CID). */
+export type BlockPutter = (cid: CID, bytes: Uint8Array, options: { signal: AbortSignal }) => Promise<boolean>;
+
+export interface ServePushOptions {
+  /** Blocks being stored at once (default 16): their fsyncs overlap. */
+  concurrency?: number;
+  /** Largest block accepted (default 4 MiB). */
+  maxBlockBytes?: number;
+  /** Longest wait for the client's next Put (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+/** Server side of one `/reserve/blocks-push/1.0.0` stream. Resolves when the stream is done (either way). */
+export async function servePushOverStream(stream: Stream, putter: BlockPutter, options: ServePushOptions = {}, stopSignal?: AbortSignal): Promise<void> {
+  const maxBlock = options.maxBlockBytes ?? Limits.block;
+  const concurrency = Math.max(1, options.concurrency ?? 16);
+  const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, stopSignal);
+  const fs = new FramedStream(
+    stream,
+    frameLimits([
+      [FrameKind.Put, blockFrameLimit(maxBlock)],
+      [FrameKind.Done, 0],
+    ]),
+    { readHighWaterBytes: Math.max(8 * 1024 * 1024, 2 * maxBlock) },
+  );
+  const signal = idle.signal;
+  const onClose = () => idle.controller.abort(new StreamEndedError('the client closed the stream'));
+  stream.addEventListener('close', onClose);
+  const inflight: Array<{ cid: CID; stored: Promise<boolean>; done: boolean }> = [];
+  let clientDone = false;
+  let failure: { error: unknown } | undefined;
+  const readerWaits = new Waiter();
+  const writerWaits = new Waiter();
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    if (!idle.signal.aborted) idle.controller.abort(error);
+    readerWaits.wake();
+    writerWaits.wake();
+  };
+  const reader = (async () => {
+    for (;;) {
+      // stop reading while `concurrency` blocks are being stored: the stream pauses, the client is held back
+      while (inflight.length >= concurrency && !failure) await readerWaits.wait();
+      if (failure) return;
+      if (inflight.length === 0) idle.ensure();
+      const frame = await fs.read(signal);
+      idle.stop();
+      if (frame === undefined) throw new StreamEndedError('the client closed before Done');
+      if (frame.kind === FrameKind.Done) {
+        decodeEmpty(frame.payload, 'Done');
+        clientDone = true;
+        writerWaits.wake();
+        return;
+      }
+      const { cid, bytes } = decodePut(frame.payload, maxBlock);
+      const entry = { cid, stored: Promise.resolve().then(() => putter(cid, bytes, { signal })), done: false };
+      entry.stored.then(
+        () => (entry.done = true),
+        () => undefined,
+      );
+      inflight.push(entry);
+      writerWaits.wake();
+    }
+  })();
+  reader.catch(fail);
+  try {
+    for (;;) {
+      if (failure) throw failure.error;
+      if (inflight.length === 0) {
+        if (clientDone) break;
+        await writerWaits.wait();
+        continue;
+      }
+      // the next answer, and every answer after it that is ready too, in one write
+      const out: OutFrame[] = [];
+      do {
+        const head = inflight[0];
+        const ok = await head.stored;
+        inflight.shift();
+        out.push({ kind: ok ? FrameKind.Stored : FrameKind.Refused, parts: ok ? encodeStored(head.cid) : encodeRefused(head.cid) });
+      } while (inflight.length > 0 && inflight[0].done);
+      readerWaits.wake();
+      await fs.writeFrames(out, signal);
+    }
+    await fs.write(FrameKind.Done, [], signal);
+    await fs.closeWrite(signal);
+  } catch (err) {
+    fail(err);
+    await endWithError(stream, fs, failure!.error);
+  } finally {
+    await reader.catch(() => undefined);
     stream.removeEventListener('close', onClose);
     idle.stop();
   }

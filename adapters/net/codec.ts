@@ -37,6 +37,12 @@ export const FrameKind = {
   Missing: 0x12,
   /** blocks: end of a batch (client -> server: no more wants; server -> client: every want answered) */
   Done: 0x13,
+  /** blocks-push: client -> server, one block to store (CID + bytes) */
+  Put: 0x14,
+  /** blocks-push: server -> client, the block is durable there */
+  Stored: 0x15,
+  /** blocks-push: server -> client, the block was refused (its bytes do not hash to its CID) */
+  Refused: 0x16,
   /** gossip envelope */
   Gossip: 0x30,
 } as const;
@@ -445,6 +451,44 @@ export function decodeMissing(payload: Uint8Array): CID {
   r.end();
   return cid;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Push: Put = cidLen u8 | cid | bytes (a Block payload) ; Stored and Refused = cidLen u8 | cid
+
+/** The Put payload's prefix; send it, then the block's bytes. */
+export const putPrefix = blockPrefix;
+
+export function encodePut(cid: CID, bytes: Uint8Array): Uint8Array {
+  return encodeBlock(cid, bytes);
+}
+
+export function decodePut(payload: Uint8Array, maxBlock: number = Limits.block): { cid: CID; bytes: Uint8Array } {
+  const r = new Reader(payload, 'put');
+  const cid = readCid(r);
+  limited(r.left, maxBlock, 'put block');
+  return { cid, bytes: r.rest() };
+}
+
+function decodeCidOnly(payload: Uint8Array, what: string): CID {
+  const r = new Reader(payload, what);
+  const cid = readCid(r);
+  r.end();
+  return cid;
+}
+
+export const encodeStored = blockPrefix;
+export const encodeRefused = blockPrefix;
+
+export function decodeStored(payload: Uint8Array): CID {
+  return decodeCidOnly(payload, 'stored');
+}
+
+export function decodeRefused(payload: Uint8Array): CID {
+  return decodeCidOnly(payload, 'refused');
+}
+
+/** Payload limit of the Stored and Refused frames (and of Missing). */
+export const CID_FRAME_LIMIT = 1 + Limits.cidBytes;
 
 export function decodeEmpty(payload: Uint8Array, what: string): void {
   if (payload.byteLength !== 0) throw new MalformedFrameError(`${what} carries ${payload.byteLength} unexpected bytes`);

@@ -19,6 +19,25 @@ export interface FramedStreamOptions {
 }
 
 export const DEFAULT_WRITE_HIGH_WATER = 4 * 1024 * 1024;
+/** Frames up to this size (header included) are packed together into one send. */
+export const COALESCE_BYTES = 64 * 1024;
+
+/** One frame to send: its kind, its payload as one or more parts, and an optional prefix sent before them. */
+export interface OutFrame {
+  kind: number;
+  parts: Uint8Array | readonly Uint8Array[];
+  prefix?: Uint8Array;
+}
+
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
 export const DEFAULT_READ_HIGH_WATER = 8 * 1024 * 1024;
 
 function abortReason(signal: AbortSignal): unknown {
@@ -136,19 +155,41 @@ export class FramedStream {
 
   /** Send one frame (its payload given as one or more parts) and wait while the write buffer is over the mark. */
   async write(kind: number, parts: Uint8Array | readonly Uint8Array[], signal?: AbortSignal, prefix?: Uint8Array): Promise<void> {
-    const list = parts instanceof Uint8Array ? [parts] : parts;
-    let length = prefix?.byteLength ?? 0;
-    for (const p of list) length += p.byteLength;
-    const header = frameHeader(kind, length);
-    if (prefix) {
-      const head = new Uint8Array(header.byteLength + prefix.byteLength);
-      head.set(header, 0);
-      head.set(prefix, header.byteLength);
-      this.stream.send(head);
-    } else {
-      this.stream.send(header);
+    await this.writeFrames([{ kind, parts, prefix }], signal);
+  }
+
+  /**
+   * Send frames in order and wait while the write buffer is over the mark. Every `stream.send` becomes its own muxer
+   * frame, encrypted and written to the socket on its own, so small frames are packed together (copied) into sends
+   * of up to COALESCE_BYTES, and a large frame goes out as its header (with its prefix) and its payload, uncopied.
+   */
+  async writeFrames(frames: readonly OutFrame[], signal?: AbortSignal): Promise<void> {
+    let pack: Uint8Array[] = [];
+    let packed = 0;
+    const flush = () => {
+      if (packed === 0) return;
+      this.stream.send(pack.length === 1 ? pack[0] : concat(pack, packed));
+      pack = [];
+      packed = 0;
+    };
+    for (const f of frames) {
+      const list = f.parts instanceof Uint8Array ? [f.parts] : f.parts;
+      let length = f.prefix?.byteLength ?? 0;
+      for (const p of list) length += p.byteLength;
+      const header = frameHeader(f.kind, length);
+      if (header.byteLength + length <= COALESCE_BYTES) {
+        if (packed + header.byteLength + length > COALESCE_BYTES) flush();
+        pack.push(header);
+        if (f.prefix) pack.push(f.prefix);
+        for (const p of list) if (p.byteLength > 0) pack.push(p);
+        packed += header.byteLength + length;
+        continue;
+      }
+      flush();
+      this.stream.send(f.prefix ? concat([header, f.prefix], header.byteLength + f.prefix.byteLength) : header);
+      for (const p of list) if (p.byteLength > 0) this.stream.send(p);
     }
-    for (const p of list) if (p.byteLength > 0) this.stream.send(p);
+    flush();
     if (this.stream.writeBufferLength > this.#writeHigh) await this.#idle(signal);
   }
 

@@ -20,10 +20,14 @@ export {
   BLOCKS_PROTOCOL_ID,
   fetchBlocksOverStream,
   serveBlocksOverStream,
+  servePushOverStream,
   type BlockGetter,
+  type BlockPutter,
+  type ServePushOptions,
   type OnBlock,
   type FetchBlocksOptions,
   type FetchBlocksResult,
   type ServeBlocksOptions,
 } from './blocks.ts';
+export { BlockSessions, PUSH_PROTOCOL_ID, type BlockSessionsOptions, type StreamOpener } from './block-sessions.ts';
 export * from './errors.ts';

@@ -1,7 +1,8 @@
 /**
  * The `Network` port (core/net.ts) over libp2p 3: TCP + Reserve's PSK protector (psk.ts) + noise + yamux +
  * identify, gossipsub for publish/subscribe, one libp2p protocol per Reserve protocol for request/response, and
- * `/reserve/blocks/1.0.0` for bulk block transfer (blocks.ts).
+ * `/reserve/blocks/1.0.0` + `/reserve/blocks-push/1.0.0` for bulk block transfer (blocks.ts), which also carry
+ * core's BlockTransport (`blocks`: pipelined per-peer sessions, block-sessions.ts).
  *
  * Membership: the PSK handshake proves knowledge of the reserve secret; after it, `isMember(peerId)` decides.
  * Outbound, the connection gater refuses to dial or keep non-members. Inbound, a peer that passed the PSK but is
@@ -28,19 +29,31 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { CID } from '../../core/blocks/cid.ts';
 import { JOIN_PROTOCOL, JoinRequiredError } from '../../core/keeper/protocol.ts';
 import { AbortedError, InvalidInputError } from '../../core/errors.ts';
-import { PeerUnreachableError, RemoteError, RequestTimeoutError, type BoxId, type GossipHandler, type Network, type RequestHandler } from '../../core/net.ts';
+import {
+  PeerUnreachableError,
+  RemoteError,
+  RequestTimeoutError,
+  type BlockService,
+  type BlockTransport,
+  type BoxId,
+  type GossipHandler,
+  type Network,
+  type RequestHandler,
+} from '../../core/net.ts';
 import type { AbortOptions } from '../../core/ports.ts';
 import {
   BLOCKS_PROTOCOL_ID,
   fetchBlocksOverStream,
   serveBlocksOverStream,
+  servePushOverStream,
   type BlockGetter,
+  type ServePushOptions,
   type FetchBlocksOptions,
   type FetchBlocksResult,
   type OnBlock,
   type ServeBlocksOptions,
 } from './blocks.ts';
-import { ERROR_FRAME_LIMIT, FrameKind, Limits, WANT_FRAME_LIMIT, decodeError, decodeGossip, decodePeers, encodeError, encodeGossip, encodePeers, frameLimits, type PeerRecord } from './codec.ts';
+import { ERROR_FRAME_LIMIT, FrameKind, Limits, WANT_FRAME_LIMIT, blockFrameLimit, decodeError, decodeGossip, decodePeers, encodeError, encodeGossip, encodePeers, frameLimits, type PeerRecord } from './codec.ts';
 import {
   AccessDeniedError,
   CipherMismatchError,
@@ -53,6 +66,7 @@ import {
   UnsupportedVersionError,
   WireFormatError,
 } from './errors.ts';
+import { BlockSessions, PUSH_PROTOCOL_ID } from './block-sessions.ts';
 import { FramedStream } from './framed-stream.ts';
 import { ReservePskProtector, type PskCipher } from './psk.ts';
 
@@ -79,7 +93,7 @@ const PEERS_PROTOCOL_ID = '/reserve/peers/1.0.0';
 /** Concurrent request streams per peer and protocol; requests beyond it wait (within their deadline). */
 const MAX_STREAMS_PER_PROTOCOL = 256;
 const MAX_REQUESTS_PER_PEER = 128;
-const RESERVED_NAMES = new Set(['blocks', 'peers', 'reserve/blocks', 'reserve/peers']);
+const RESERVED_NAMES = new Set(['blocks', 'blocks-push', 'peers', 'reserve/blocks', 'reserve/blocks-push', 'reserve/peers']);
 const PROTOCOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9._-]+)*$/;
 
 /** The libp2p protocol id carrying Reserve protocol `name`: `/reserve/<name>/1.0.0` (a leading `reserve/` dropped). */
@@ -122,6 +136,10 @@ export interface Libp2pNetworkOptions {
   maxGossipBytes?: number;
   /** Largest block in bulk transfers (default 4 MiB). */
   maxBlockBytes?: number;
+  /** Block sessions (`blocks`): end a session's stream once idle this long (default 200 ms). */
+  blockSessionLingerMs?: number;
+  /** Blocks a Box stores at once from one push stream (default 16). */
+  pushConcurrency?: number;
   onPeerUp?: (peer: BoxId) => void;
   onPeerDown?: (peer: BoxId) => void;
   /** Diagnostics (handler failures, dial failures in the background). Default: silent. */
@@ -189,7 +207,11 @@ export class Libp2pNetwork implements Network {
   readonly #lastPx = new Map<BoxId, number>();
   readonly #pxInFlight = new Map<BoxId, Promise<void>>();
   readonly #slots = new Map<BoxId, { active: number; waiting: Array<() => void> }>();
-  #blocks: { getter: BlockGetter; options: ServeBlocksOptions } | undefined;
+  #blocks: { getter: (from: BoxId, cid: CID, options: { signal: AbortSignal }) => ReturnType<BlockGetter>; options: ServeBlocksOptions } | undefined;
+  #push: { putter: (from: BoxId, cid: CID, bytes: Uint8Array, options: { signal: AbortSignal }) => Promise<boolean>; options: ServePushOptions } | undefined;
+  readonly #sessions: BlockSessions;
+  /** Core's bulk block transport: pipelined per-peer sessions over the bulk protocols. */
+  readonly blocks: BlockTransport;
   #timer: ReturnType<typeof setInterval> | undefined;
   #starting: Promise<void> | undefined;
   /** Connected peers that are not members (yet): the deadline by which they must have joined. */
@@ -204,6 +226,15 @@ export class Libp2pNetwork implements Network {
     for (const [id, e] of Object.entries(options.knownPeers ?? {})) {
       if (id !== this.self) this.#remember(id, e.addrs, e.lastSeen);
     }
+    this.#sessions = new BlockSessions((peer, protocol, signal) => this.#openBlockStream(peer, protocol, signal), {
+      maxBlockBytes: options.maxBlockBytes,
+      lingerMs: options.blockSessionLingerMs,
+    });
+    this.blocks = {
+      getBlock: (peer, cid, o) => this.#sessions.get(peer, cid, o),
+      putBlock: (peer, cid, bytes, o) => this.#sessions.put(peer, cid, bytes, o),
+      serveBlocks: (service) => this.#serveBlockService(service),
+    };
   }
 
   get #dialTimeoutMs(): number {
@@ -246,6 +277,7 @@ export class Libp2pNetwork implements Network {
   async #start(): Promise<void> {
     if (this.#node) return;
     this.#stopping = new AbortController();
+    this.#sessions.restart();
     const gossipLimit = this.#o.maxGossipBytes ?? Limits.gossip;
     // Outbound: only members. Inbound: whoever passed the PSK handshake; a non-member may only join (#serveRequest).
     const deny = (peer: PeerId) => !this.#member(peer);
@@ -298,6 +330,7 @@ export class Libp2pNetwork implements Network {
       await node.handle(PEERS_PROTOCOL_ID, (stream, conn) => this.#serveRequest(stream, conn, PEERS_PROTOCOL_ID), { maxInboundStreams: 8 });
       for (const [id, h] of this.#handlers) await this.#register(id, h.name);
       if (this.#blocks) await this.#registerBlocks();
+      if (this.#push) await this.#registerPush();
       await node.start();
     } catch (err) {
       this.#node = undefined;
@@ -324,6 +357,7 @@ export class Libp2pNetwork implements Network {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#stopping.abort(new NetworkNotRunningError('the network is stopping'));
+    this.#sessions.stop(new PeerUnreachableError('*', 'the network stopped'));
     for (const t of this.#applicants.values()) clearTimeout(t);
     this.#applicants.clear();
     this.#node = undefined;
@@ -927,7 +961,7 @@ export class Libp2pNetwork implements Network {
     let stream: Stream;
     const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeoutMs)]);
     try {
-      stream = await node.dialProtocol(peer, id, { signal: dialSignal, maxOutboundStreams: MAX_STREAMS_PER_PROTOCOL });
+      stream = await this.#dialProtocol(node, peer, id, dialSignal, MAX_STREAMS_PER_PROTOCOL);
     } catch (err) {
       if (caller?.aborted) throw new AbortedError();
       if (timeout.aborted) throw new RequestTimeoutError(to, protocol, timeoutMs);
@@ -972,8 +1006,33 @@ export class Libp2pNetwork implements Network {
   /** Serve `/reserve/blocks/1.0.0` from `getter` (replaces any previous getter). */
   serveBlocks(getter: BlockGetter, options: ServeBlocksOptions = {}): void {
     const had = this.#blocks !== undefined;
-    this.#blocks = { getter, options: { maxBlockBytes: this.#o.maxBlockBytes, ...options } };
+    this.#blocks = { getter: (_from, cid, o) => getter(cid, o), options: { maxBlockBytes: this.#o.maxBlockBytes, ...options } };
     if (this.#node && !had) this.#registerBlocks().catch((err: unknown) => this.#log(`serveBlocks: ${errorOf(err).message}`));
+  }
+
+  /** Core's BlockService behind both bulk protocols: gets from `/reserve/blocks/1.0.0`, puts from the push protocol. */
+  #serveBlockService(service: BlockService): void {
+    const hadBlocks = this.#blocks !== undefined;
+    const hadPush = this.#push !== undefined;
+    this.#blocks = { getter: (from, cid, o) => service.get(from, cid, o), options: { maxBlockBytes: this.#o.maxBlockBytes } };
+    this.#push = { putter: (from, cid, bytes, o) => service.put(from, cid, bytes, o), options: { maxBlockBytes: this.#o.maxBlockBytes, concurrency: this.#o.pushConcurrency } };
+    if (this.#node && !hadBlocks) this.#registerBlocks().catch((err: unknown) => this.#log(`serveBlocks: ${errorOf(err).message}`));
+    if (this.#node && !hadPush) this.#registerPush().catch((err: unknown) => this.#log(`serveBlocks (push): ${errorOf(err).message}`));
+  }
+
+  /** A non-member opened a bulk stream: read its first frame (and drop it), then tell it why it is refused. */
+  async #refuseBulk(stream: Stream, from: BoxId, firstFrames: Array<[number, number]>): Promise<void> {
+    const refusal = new JoinRequiredError(this.self, `${this.self} refused ${from}: not a member of this reserve; join with an invite token`);
+    this.#log(`${refusal.name}: ${refusal.message}`);
+    const fs = new FramedStream(stream, frameLimits(firstFrames));
+    try {
+      const signal = AbortSignal.any([AbortSignal.timeout(this.#dialTimeoutMs), this.#stopping.signal]);
+      await fs.read(signal); // answer once the client listens (it sends its first frame first)
+      await fs.write(FrameKind.Error, encodeError({ errorName: refusal.name, message: refusal.message }), signal);
+      await fs.closeWrite(signal);
+    } catch (err) {
+      fs.abort(errorOf(err));
+    }
   }
 
   async #registerBlocks(): Promise<void> {
@@ -983,28 +1042,84 @@ export class Libp2pNetwork implements Network {
         const from = conn.remotePeer.toString();
         const blocks = this.#blocks;
         if (!this.#member(from)) {
-          const refusal = new JoinRequiredError(this.self, `${this.self} refused ${from}: not a member of this reserve; join with an invite token`);
-          this.#log(`${refusal.name}: ${refusal.message}`);
-          // the client's first wants are read (and dropped), then it is told why
-          const fs = new FramedStream(stream, frameLimits([[FrameKind.Want, WANT_FRAME_LIMIT], [FrameKind.Done, 0]]));
-          try {
-            const signal = AbortSignal.any([AbortSignal.timeout(this.#dialTimeoutMs), this.#stopping.signal]);
-            await fs.read(signal); // answer once the client listens (it sends its wants first)
-            await fs.write(FrameKind.Error, encodeError({ errorName: refusal.name, message: refusal.message }), signal);
-            await fs.closeWrite(signal);
-          } catch (err) {
-            fs.abort(errorOf(err));
-          }
+          await this.#refuseBulk(stream, from, [
+            [FrameKind.Want, WANT_FRAME_LIMIT],
+            [FrameKind.Done, 0],
+          ]);
           return;
         }
         if (!blocks) {
           stream.abort(new Error(`${this.self} does not serve blocks`));
           return;
         }
-        await serveBlocksOverStream(stream, blocks.getter, blocks.options, this.#stopping.signal);
+        await serveBlocksOverStream(stream, (cid, o) => blocks.getter(from, cid, o), blocks.options, this.#stopping.signal);
       },
       { maxInboundStreams: 16, maxOutboundStreams: 64, force: true },
     );
+  }
+
+  async #registerPush(): Promise<void> {
+    await this.#running().handle(
+      PUSH_PROTOCOL_ID,
+      async (stream, conn) => {
+        const from = conn.remotePeer.toString();
+        const push = this.#push;
+        if (!this.#member(from)) {
+          await this.#refuseBulk(stream, from, [
+            [FrameKind.Put, blockFrameLimit(this.#o.maxBlockBytes ?? Limits.block)],
+            [FrameKind.Done, 0],
+          ]);
+          return;
+        }
+        if (!push) {
+          stream.abort(new Error(`${this.self} does not take blocks`));
+          return;
+        }
+        await servePushOverStream(stream, (cid, bytes, o) => push.putter(from, cid, bytes, o), push.options, this.#stopping.signal);
+      },
+      { maxInboundStreams: 16, maxOutboundStreams: 64, force: true },
+    );
+  }
+
+  /**
+   * Open a stream. A connection the peer is closing at that moment (it hung up after our last exchange, e.g. an
+   * applicant after a refused join) fails with ConnectionClosedError although a new connection would do: try once
+   * more, which dials afresh. A peer that keeps closing fails the second time the same way.
+   */
+  async #dialProtocol(node: Libp2p<Services>, peer: PeerId, protocol: string, signal: AbortSignal, maxOutboundStreams: number): Promise<Stream> {
+    try {
+      return await node.dialProtocol(peer, protocol, { signal, maxOutboundStreams });
+    } catch (err) {
+      if (signal.aborted || !causeChain(err).some((e) => e.name === 'ConnectionClosedError')) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+      return node.dialProtocol(peer, protocol, { signal, maxOutboundStreams });
+    }
+  }
+
+  /** Block sessions open now, and opened so far (each is one stream carrying many blocks). */
+  get blockSessionStats(): { open: number; opened: number } {
+    return this.#sessions.stats;
+  }
+
+  /** Open a stream for a block session (block-sessions.ts), failing with core's network errors. */
+  async #openBlockStream(peer: BoxId, protocol: string, signal?: AbortSignal): Promise<Stream> {
+    const node = this.#running();
+    if (peer === this.self) throw new PeerUnreachableError(peer, 'cannot dial self');
+    if (!this.#member(peer)) throw new AccessDeniedError('not-a-member', `${peer} is not a member of this reserve`, { peer });
+    let id: PeerId;
+    try {
+      id = peerIdFromString(peer);
+    } catch (cause) {
+      throw new PeerUnreachableError(peer, `not a peer id (${errorOf(cause).message})`);
+    }
+    const dialSignal = this.#deadline(this.#dialTimeoutMs, signal);
+    try {
+      return await this.#dialProtocol(node, id, protocol, dialSignal, 64);
+    } catch (err) {
+      if (this.#stopping.signal.aborted) throw new PeerUnreachableError(peer, 'the network is stopping');
+      if (causeChain(err).some((e) => e.name === 'UnsupportedProtocolError')) throw new RemoteError(peer, 'UnsupportedProtocolError', `${peer} does not serve ${protocol}`);
+      throw this.#dialError(err, peer, dialSignal, signal);
+    }
   }
 
   /**

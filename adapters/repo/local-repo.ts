@@ -28,7 +28,13 @@ export class SnapshotNotFoundError extends ReserveError {
 
 const MARKER = 'reserve-repo.json';
 const FORMAT = 'reserve-repo';
-const VERSION = 1;
+/**
+ * 2: small blocks in pack files (adapters/storage/fs-packs.ts). A version 1 repository (a file per block) opens as
+ * it is and becomes version 2 when this Reserve first writes to it; a Reserve that reads only version 1 then refuses
+ * it with a clear message instead of missing its packed blocks.
+ */
+const VERSION = 2;
+const READABLE = [1, 2];
 
 interface RepoConfig {
   format: string;
@@ -82,7 +88,7 @@ export class LocalRepo {
       throw new NotARepoError(`${path}/${MARKER} is damaged (not JSON)`);
     }
     if (config.format !== FORMAT) throw new NotARepoError(`${path} is not a Reserve repository (${MARKER} has format ${JSON.stringify(config.format)})`);
-    if (config.version !== VERSION) throw new NotARepoError(`${path} is a version ${config.version} repository; this Reserve reads version ${VERSION}`);
+    if (!READABLE.includes(config.version)) throw new NotARepoError(`${path} is a version ${config.version} repository; this Reserve reads versions ${READABLE.join(' and ')}`);
     const blocks = await FsBlockstore.open(path);
     return new LocalRepo(path, config, blocks);
   }
@@ -97,7 +103,11 @@ export class LocalRepo {
       if (code === 'ENOTDIR') throw new NotARepoError(`${path} is a file, not a Reserve repository`);
       if (code !== 'ENOENT') throw e;
     }
-    if (entries && entries.includes(MARKER)) return LocalRepo.open(path);
+    if (entries && entries.includes(MARKER)) {
+      const repo = await LocalRepo.open(path);
+      if (repo.config.version < VERSION) await repo.#upgrade();
+      return repo;
+    }
     if (entries && entries.length > 0 && !(await interruptedCreation(path, entries))) {
       throw new NotARepoError(`${path} is not empty and is not a Reserve repository; choose a new or empty directory`);
     }
@@ -113,6 +123,21 @@ export class LocalRepo {
     await fs.writeFile(tmp, JSON.stringify(config, null, 2) + '\n');
     await fs.rename(tmp, join(path, MARKER));
     return LocalRepo.open(path);
+  }
+
+  /** Mark the repository as the current version before writing to it (temp file, fsync, rename). */
+  async #upgrade(): Promise<void> {
+    const config = { ...this.config, version: VERSION };
+    const tmp = join(this.path, `${MARKER}.tmp`);
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(config, null, 2) + '\n');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, join(this.path, MARKER));
+    this.config.version = VERSION;
   }
 
   /** Record a snapshot whose blocks are all durable. */

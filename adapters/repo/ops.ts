@@ -89,6 +89,8 @@ export interface LocalRestoreResult {
   snapshot: SnapshotNode;
   stats: RestoreStats;
   warnings: Warning[];
+  /** The target held an interrupted run of this restore, which this one completed (see core/snapshot/restore.ts). */
+  resumed: boolean;
   seconds: number;
 }
 

@@ -313,7 +313,8 @@ export class BoxRuntime {
         ...(o.health === false ? {} : { health: o.health ?? new OsHealthSource({ path: this.dataDir }) }),
       });
       this.#box = box;
-      network.serveBlocks(async (cid) => ((await this.blockstore.has(cid)) ? this.blockstore.get(cid) : undefined));
+      // The bulk block protocols are served by the Box itself once its store is loaded (core's BlockClient.serve
+      // through network.blocks): what it serves and stores goes through the keeper's view of its holdings.
       network.handle(REPORT_PROTOCOL, async (_from, data) => {
         decodeReportRequest(data);
         return encodeReport(await this.selfReport());

@@ -2,8 +2,9 @@
  * Crash safety of FsBlockstore with a real process: a child putMany's random blocks forever and is SIGKILLed at
  * seeded random moments, several rounds on the same directory. After each kill, before anything repairs the
  * directory: every file under blocks/ is a CID in its right shard whose bytes hash to it (no half-written block
- * is visible, whatever tmp/ holds). Then after open(): tmp/ is empty, every key() block matches its CID, and every
- * block the child reported as stored (printed after putMany yielded it) is present.
+ * is visible, whatever tmp/ holds). Then after open() (which recovers unsealed packs up to their first torn
+ * record): tmp/ is empty, every key() block matches its CID, and every block the child reported as stored (printed
+ * after putMany yielded it), packed or in a file of its own, is present.
  *
  * A SIGKILL keeps the page cache, so this shows process-crash atomicity; power-loss durability rests on the
  * fsync discipline described in fs-blockstore.ts. Seed: RESERVE_SEED overrides the fixed one.
@@ -29,6 +30,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 interface Round {
   reported: string[];
   tmpLeft: number;
+  /** Reported blocks that live in pack files (the rest are block files). */
+  packed: number;
 }
 
 /**
@@ -106,7 +109,6 @@ describe('FsBlockstore crash safety (real child process, SIGKILL)', () => {
         expect(matchesCid(cid, await readFile(path)), `${where}: ${rel} does not hash to its CID`).toBe(true);
       }
       const tmpLeft = (await readdir(join(dir, 'tmp'))).length;
-      rounds.push({ reported, tmpLeft });
 
       // 2. After open(): tmp/ cleared, every listed block intact, every reported block present.
       const store = await FsBlockstore.open(dir);
@@ -118,12 +120,18 @@ describe('FsBlockstore crash safety (real child process, SIGKILL)', () => {
       }
       const missing = [...everReported].filter((c) => !keys.has(c));
       expect(missing, `${where}: blocks reported durable but missing`).toEqual([]);
+      let packed = 0;
+      for (const c of reported) if ((await store.locate(CID.parse(c)))?.path.includes(`${sep}packs${sep}`)) packed++;
+      rounds.push({ reported, tmpLeft, packed });
       await store.close();
     }
     // The test means something only if the child got work done in every round.
     for (const r of rounds) expect(r.reported.length).toBeGreaterThan(0);
+    // ... and both kinds of storage were crashed into: pack files (small blocks) and block files (1 MiB ones).
+    expect(rounds.reduce((a, r) => a + r.packed, 0)).toBeGreaterThan(0);
+    expect(rounds.reduce((a, r) => a + r.reported.length - r.packed, 0)).toBeGreaterThan(0);
     console.log(
-      `crash rounds (seed ${SEED}): reported ${rounds.map((r) => r.reported.length).join(', ')}; tmp files left by the kill ${rounds.map((r) => r.tmpLeft).join(', ')}`,
+      `crash rounds (seed ${SEED}): reported ${rounds.map((r) => `${r.reported.length} (${r.packed} packed)`).join(', ')}; tmp files left by the kill ${rounds.map((r) => r.tmpLeft).join(', ')}`,
     );
   });
 });

@@ -6,14 +6,16 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../../core/chunker/fastcdc.ts';
+import { CHUNK_WORKER_KEY, bundledSync } from '../../bin/bundle.mjs';
 import type { ChunkedWindow, ChunkingService } from '../../core/snapshot/ports.ts';
 
 export type WorkerRequest =
   | { id: number; op: 'chunk'; buffer: ArrayBuffer; offset: number; length: number; eof: boolean }
-  | { id: number; op: 'digest'; blocks: Uint8Array[] };
+  | { id: number; op: 'digest'; blocks: Uint8Array[] }
+  | { id: number; op: 'hash'; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[] };
 
 export type WorkerResponse =
-  | { id: number; ok: true; buffer?: ArrayBuffer; ends?: number[]; digests: Uint8Array }
+  | { id: number; ok: true; buffer?: ArrayBuffer; buffers?: ArrayBuffer[]; ends?: number[]; digests: Uint8Array }
   | { id: number; ok: false; error: string };
 
 interface Pending {
@@ -21,14 +23,31 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+let script: string | null | undefined;
+
+/**
+ * The worker's script: a bundle of chunk-worker.ts (starts in milliseconds), left by the launcher or built here
+ * (bin/bundle.mjs, rebuilt when a source changes); else the sources through tsx (boot.mjs), which costs each worker
+ * a few hundred milliseconds and tens of MiB to start.
+ */
+function workerScript(): string | null {
+  const given = (globalThis as Record<symbol, unknown>)[CHUNK_WORKER_KEY];
+  if (typeof given === 'string') return given;
+  if (script === undefined) script = bundledSync('chunk-worker', 'adapters/workers/chunk-worker.ts', true);
+  return script;
+}
+
 class PoolWorker {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
 
   constructor(params: ChunkerParams) {
-    this.worker = new Worker(new URL('./boot.mjs', import.meta.url), {
-      workerData: { entry: new URL('./chunk-worker.ts', import.meta.url).href, params },
-    });
+    const bundle = workerScript();
+    this.worker = bundle
+      ? new Worker(bundle, { workerData: { params } })
+      : new Worker(new URL('./boot.mjs', import.meta.url), {
+          workerData: { entry: new URL('./chunk-worker.ts', import.meta.url).href, params },
+        });
     this.worker.on('message', (res: WorkerResponse) => {
       const p = this.pending.get(res.id);
       if (!p) return;
@@ -72,13 +91,13 @@ export class WorkerChunking implements ChunkingService {
     });
   }
 
-  async chunk(data: Uint8Array, eof: boolean): Promise<ChunkedWindow> {
+  async chunk(data: Uint8Array, eof: boolean, owned = false): Promise<ChunkedWindow> {
     // Read before the transfer: a transferred buffer is detached, and every view of it then has length 0.
     const length = data.byteLength;
-    // Transfer only a buffer this window owns outright; otherwise copy it into one.
+    // Transfer only a buffer this window owns outright (or that the caller handed over); otherwise copy it.
     let buffer = data.buffer as ArrayBuffer;
     let offset = data.byteOffset;
-    if (buffer instanceof SharedArrayBuffer || offset !== 0 || data.byteLength !== buffer.byteLength) {
+    if (buffer instanceof SharedArrayBuffer || (!owned && (offset !== 0 || data.byteLength !== buffer.byteLength))) {
       const own = new Uint8Array(data.byteLength);
       own.set(data);
       buffer = own.buffer;
@@ -86,7 +105,31 @@ export class WorkerChunking implements ChunkingService {
     }
     const res = await this.#call({ id: this.#nextId++, op: 'chunk', buffer, offset, length, eof }, [buffer]);
     const digests = splitDigests(res.digests);
-    return { data: new Uint8Array(res.buffer!, 0, length), ends: res.ends!, digests };
+    return { data: new Uint8Array(res.buffer!, offset, length), ends: res.ends!, digests };
+  }
+
+  /** Hash buffers the caller hands over: moved to a worker and back, not copied. */
+  async digestOwned(blocks: Uint8Array[]): Promise<{ digests: Uint8Array[]; blocks: Uint8Array[] }> {
+    if (blocks.length === 0) return { digests: [], blocks: [] };
+    const buffers: ArrayBuffer[] = [];
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    for (const b of blocks) {
+      let buffer = b.buffer as ArrayBuffer;
+      let offset = b.byteOffset;
+      // Move only a buffer the block owns outright (a view into a larger or shared buffer is copied).
+      if (buffer instanceof SharedArrayBuffer || b.byteLength !== buffer.byteLength || buffers.includes(buffer)) {
+        const own = new Uint8Array(b.byteLength);
+        own.set(b);
+        buffer = own.buffer;
+        offset = 0;
+      }
+      buffers.push(buffer);
+      offsets.push(offset);
+      lengths.push(b.byteLength);
+    }
+    const res = await this.#call({ id: this.#nextId++, op: 'hash', buffers, offsets, lengths }, buffers);
+    return { digests: splitDigests(res.digests), blocks: res.buffers!.map((buf, i) => new Uint8Array(buf, offsets[i], lengths[i])) };
   }
 
   async digest(blocks: Uint8Array[]): Promise<Uint8Array[]> {

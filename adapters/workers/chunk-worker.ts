@@ -16,6 +16,11 @@ port.on('message', (req: WorkerRequest) => {
       digests.forEach((d, i) => packed.set(d, i * 32));
       const res: WorkerResponse = { id: req.id, ok: true, buffer: req.buffer, ends, digests: packed };
       port.postMessage(res, [req.buffer, packed.buffer]);
+    } else if (req.op === 'hash') {
+      const packed = new Uint8Array(req.buffers.length * 32);
+      req.buffers.forEach((buf, i) => packed.set(digestSync(new Uint8Array(buf, req.offsets[i], req.lengths[i])), i * 32));
+      const res: WorkerResponse = { id: req.id, ok: true, buffers: req.buffers, digests: packed };
+      port.postMessage(res, [...req.buffers, packed.buffer]);
     } else {
       const packed = new Uint8Array(req.blocks.length * 32);
       req.blocks.forEach((b, i) => packed.set(digestSync(b), i * 32));

@@ -266,6 +266,8 @@ export class Box {
       idleTickMs: init.timing?.idleTickMs,
       pushGraceMs: init.timing?.pushGraceMs,
       gcGraceMs: init.timing?.gcGraceMs,
+      // pulls pipelined on one stream per holder keep more blocks in flight than one request each can
+      repairConcurrency: init.network.blocks ? 16 : undefined,
       onNotice: (n) => {
         init.onNotice?.(n);
         this.#events?.notice(n, { chunksOf: (root) => this.state().catalog.get(root)?.chunks ?? 0 });
@@ -312,6 +314,7 @@ export class Box {
     await this.#announceJoin();
     await this.#save();
     await this.#keeper.start();
+    this.client.serve(this.blocks); // the bulk transport, when the network has one (the keeper loaded the store)
     await this.#integrity.start();
     this.#health.start();
     this.#started = true;

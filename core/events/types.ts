@@ -132,6 +132,8 @@ export interface ReplicationShortfall {
   belowTarget: number;
   /** Blocks with no known good copy. */
   lost: number;
+  /** Files (paths in the snapshot) that need a lost block: at most 1000 listed. */
+  files?: string[];
 }
 
 export interface UnacceptableReplicationPayload {
@@ -310,7 +312,7 @@ const payloadSchemas = {
   'unresolved-conflict': z.strictObject({ block: cidString, snapshots: z.array(text).max(10_000), reason: text }),
   'unacceptable-replication': z.strictObject({
     snapshots: z
-      .array(z.strictObject({ snapshot: text, belowMinimum: count, belowTarget: count, lost: count }))
+      .array(z.strictObject({ snapshot: text, belowMinimum: count, belowTarget: count, lost: count, files: z.array(text).max(1000).optional() }))
       .max(10_000),
   }),
   'keeper-added': z.strictObject({ keeper: boxId, name: text.optional(), by: boxId.optional() }),

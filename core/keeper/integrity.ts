@@ -4,13 +4,21 @@
  * copy from another holder and raises a disk-corruption event; a block no healthy copy exists of is reported.
  */
 import type { CID } from 'multiformats/cid';
-import { parseCid, equalBytes } from '../blocks/cid.ts';
 import type { Clock } from '../ports.ts';
 import type { ChunkingService } from '../snapshot/ports.ts';
 import type { TrackingBlockstore } from './tracking-store.ts';
 import type { KvStore } from '../kv.ts';
 
 const LAST_SWEEP_KEY = 'integrity/last-sweep';
+
+const toNull = (): null => null;
+
+/** Digest equality (a local loop: the shared byte comparison sees many array kinds and runs slower). */
+function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export interface SweepReport {
   checked: number;
@@ -79,6 +87,18 @@ export class IntegrityMonitor {
     });
   }
 
+  /** Held blocks in key order (kept while the held set does not change: between sweeps, it rarely does). */
+  #sortedHeld(): ReadonlyArray<readonly [string, CID]> {
+    const blocks = this.#o.blocks;
+    if (this.#held?.version !== blocks.version) {
+      const list = [...blocks.held()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      this.#held = { version: blocks.version, list };
+    }
+    return this.#held.list;
+  }
+
+  #held: { version: number; list: ReadonlyArray<readonly [string, CID]> } | undefined;
+
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.#o.clock.setTimer(ms, resolve));
   }
@@ -93,20 +113,29 @@ export class IntegrityMonitor {
     const { blocks, chunking, clock } = this.#o;
     const report: SweepReport = { checked: 0, bytes: 0, corrupt: [], repaired: [], unrepairable: [], startedAt: clock.now(), finishedAt: 0 };
     const rate = this.#o.bytesPerSecond ?? 64 * 1024 * 1024;
-    const keys = [...blocks.heldKeys()].sort();
+    const held = this.#sortedHeld();
     const batchSize = this.#o.batch ?? 16;
-    for (let i = 0; i < keys.length; i += batchSize) {
+    const readOrNull = (cid: CID): Promise<Uint8Array | null> => blocks.get(cid).catch(toNull);
+    for (let i = 0; i < held.length; i += batchSize) {
       if (this.#abort) break;
-      const cids = keys.slice(i, i + batchSize).filter((k) => blocks.holds(k)).map(parseCid);
-      const read = await Promise.all(cids.map((c) => blocks.get(c).catch(() => null)));
-      const present = cids.map((c, j) => ({ cid: c, bytes: read[j] })).filter((x): x is { cid: CID; bytes: Uint8Array } => x.bytes !== null);
-      const digests = await chunking.digest(present.map((p) => p.bytes));
+      const cids: CID[] = [];
+      for (let j = i; j < Math.min(i + batchSize, held.length); j++) if (blocks.holds(held[j][0])) cids.push(held[j][1]);
+      const read = await Promise.all(cids.map(readOrNull));
+      const present: CID[] = [];
+      const contents: Uint8Array[] = [];
+      for (let j = 0; j < cids.length; j++) {
+        const bytes = read[j];
+        if (bytes === null) continue; // deleted meanwhile
+        present.push(cids[j]);
+        contents.push(bytes);
+      }
+      const digests = await chunking.digest(contents);
       let batchBytes = 0;
       for (let j = 0; j < present.length; j++) {
-        const { cid, bytes } = present[j];
+        const cid = present[j];
         report.checked++;
-        batchBytes += bytes.length;
-        if (equalBytes(digests[j], cid.multihash.digest)) continue;
+        batchBytes += contents[j].length;
+        if (sameDigest(digests[j], cid.multihash.digest)) continue;
         report.corrupt.push(cid.toString());
         if (await this.#o.repair(cid)) report.repaired.push(cid.toString());
         else report.unrepairable.push(cid.toString());

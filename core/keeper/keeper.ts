@@ -33,7 +33,12 @@ import { collectManifest } from '../snapshot/manifest-io.ts';
 import type { ReserveLedger } from '../state/ledger.ts';
 import { activeMembers, toPlacementView, type ReserveState } from '../state/reducer.ts';
 import { mapLimit } from '../util/limit.ts';
-import type { BlockClient } from './block-client.ts';
+import { BlockAbsentError, type BlockClient } from './block-client.ts';
+import { filesNeeding } from './files.ts';
+import { HoldingsIndex } from '../holdings/holdings-index.ts';
+import { HoldingsGeometryMismatchError, UnsupportedCidError } from '../holdings/errors.ts';
+import { reconcileWith, serveHoldings } from '../holdings/network.ts';
+import { RemoteError } from '../net.ts';
 import {
   BLOCKS_PROTOCOL,
   PING_PROTOCOL,
@@ -45,7 +50,13 @@ import type { TrackingBlockstore } from './tracking-store.ts';
 
 /** What the keeper tells its Box (the Box turns these into reserve events). */
 export type KeeperNotice =
-  | { type: 'corrupt-block'; cid: string; action: 'quarantined' | 'repaired' | 'unrepairable' }
+  /** `snapshots`: with 'unrepairable', the snapshots (indexed here) that need the block. */
+  | { type: 'corrupt-block'; cid: string; action: 'quarantined' | 'repaired' | 'unrepairable'; snapshots?: string[] }
+  /**
+   * Chunks of a snapshot that no member holds any more (every active member answered, none had a good copy): how
+   * many, and the files that need them. Each lost chunk is reported once, by its first placement Box.
+   */
+  | { type: 'chunks-lost'; root: string; lost: number; files: string[]; fileCount: number }
   | { type: 'bad-copy'; cid: string; peer: BoxId }
   | { type: 'declared-dead'; box: BoxId; unreachableMs: number }
   | { type: 'peer-unreachable'; box: BoxId; since: number }
@@ -80,6 +91,10 @@ export interface KeeperOptions {
   repairConcurrency?: number;
   /** Deadline for a ping (default 5 s). */
   pingTimeoutMs?: number;
+  /** Deadline for one holdings-protocol request (default: the network's). */
+  requestTimeoutMs?: number;
+  /** Holder reports (this Box's holdings summary in the shared state) at most this often (default 10 min). */
+  reportEveryMs?: number;
   onNotice?: (n: KeeperNotice) => void;
 }
 
@@ -90,6 +105,9 @@ export interface SnapshotIndex {
   manifest: CID[];
   /** Distinct chunks. */
   chunks: CID[];
+  /** The same CIDs as strings (computed once: rounds look every chunk up by key). */
+  manifestKeys: string[];
+  chunkKeys: string[];
 }
 
 export interface Protection {
@@ -122,6 +140,9 @@ export class Keeper {
   readonly #unreferencedSince = new Map<string, number>();
   #placementKey = '';
   #placement: CompiledPlacement | null = null;
+  #placementState: ReserveState | null = null;
+  /** Derived from one merged state (the ledger hands out the same object until something changes). */
+  #perState: { state: ReserveState | null; peers: BoxId[]; signature: string } = { state: null, peers: [], signature: '' };
   #view: PlacementView | null = null;
   #timer: (() => void) | null = null;
   #running: Promise<void> | null = null;
@@ -133,9 +154,28 @@ export class Keeper {
   #nextGcAt = Infinity;
   #interval = 0;
   #idle = false;
+  /** poke() arrived while a round ran: another round follows it at once. */
+  #repoke = false;
   /** Snapshots whose manifest could not be read, and those known lost (reported once each). */
   readonly #unavailable = new Set<string>();
   readonly #lost = new Set<string>();
+  /**
+   * Chunks found lost (every member answered, none had a good copy), with the membership they were found lost in:
+   * not asked for again, and not holding rounds busy, until the membership changes (a Box presumed dead may come
+   * back with its disk).
+   */
+  readonly #lostChunks = new Map<string, string>();
+  /** Lost chunks this Box has reported (each once). */
+  readonly #lostReported = new Set<string>();
+  readonly #placedCache = new WeakMap<SnapshotIndex, { placement: CompiledPlacement; lists: readonly (readonly BoxId[])[] }>();
+  readonly #expectedCache = new Map<BoxId, { placement: CompiledPlacement; indexes: SnapshotIndex[]; index: HoldingsIndex }>();
+  /** Peers that do not answer the holdings protocol (asked with `has` instead). */
+  readonly #noHoldings = new Set<BoxId>();
+  #lastReportAt = -Infinity;
+  /** Per snapshot index, which of its chunks the placement it was computed for gives this Box. */
+  readonly #mine = new WeakMap<SnapshotIndex, { placement: CompiledPlacement; flags: Uint8Array }>();
+  /** Every block the indexes of the last collection referenced (the same indexes give the same set). */
+  #referenced: { indexes: SnapshotIndex[]; keys: Set<string> } | null = null;
 
   constructor(options: KeeperOptions) {
     this.#o = options;
@@ -155,6 +195,7 @@ export class Keeper {
     await this.#o.blocks.load();
     this.#o.network.handle(BLOCKS_PROTOCOL, (from, data) => this.#serveBlocks(from, data));
     this.#o.network.handle(PING_PROTOCOL, async () => new Uint8Array(0));
+    serveHoldings(this.#o.network, () => this.#o.blocks.holdings);
     this.#stopped = false;
     this.#schedule(0);
   }
@@ -191,9 +232,21 @@ export class Keeper {
 
   /** Something changed (new state, a backup): run a round soon instead of after an idle back-off. */
   poke(): void {
-    if (this.#stopped || this.#running) return;
+    if (this.#stopped) return;
     this.#interval = 0;
-    this.#schedule(0);
+    const running = this.#running;
+    if (!running) return this.#schedule(0);
+    // A round is running and may have read the state before this change (a push recorded after it looked): run
+    // another as soon as it ends, rather than after the (possibly backed-off) interval.
+    if (this.#repoke) return;
+    this.#repoke = true;
+    const after = () => {
+      if (!this.#repoke) return;
+      this.#repoke = false;
+      this.#interval = 0;
+      this.#schedule(0);
+    };
+    void running.then(after, after);
   }
 
   /** Run one keeper round now (rounds never overlap). */
@@ -214,7 +267,11 @@ export class Keeper {
 
   /** The compiled placement for the current merged state (recompiled only when the view changes). */
   placement(): CompiledPlacement {
-    const view = toPlacementView(this.state());
+    const state = this.state();
+    // The ledger hands out the same state object until something changes: skip rebuilding the view till then.
+    if (state === this.#placementState && this.#placement) return this.#placement;
+    this.#placementState = state;
+    const view = toPlacementView(state);
     const key = JSON.stringify(view);
     if (key !== this.#placementKey || !this.#placement) {
       this.#placementKey = key;
@@ -231,7 +288,12 @@ export class Keeper {
 
   /** Members other than this Box that are active. */
   #peers(state = this.state()): BoxId[] {
-    return activeMembers(state).filter((id) => id !== this.id);
+    const c = this.#perState;
+    if (c.state === state) return c.peers;
+    const peers = activeMembers(state).filter((id) => id !== this.id);
+    const members = [...state.members.values()].map((m) => `${m.id}:${m.status}:${m.capacity}:${m.region ?? ''}`).sort().join(',');
+    this.#perState = { state, peers, signature: `${members}|${state.catalog.size}|${state.config.replication.target}` };
+    return peers;
   }
 
   /** Another exchange with `peer` succeeded (a sync, a block): proof of life, so no ping is needed for a while. */
@@ -291,9 +353,16 @@ export class Keeper {
       this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'repaired' });
       return true;
     } catch {
-      this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'unrepairable' });
+      this.#o.onNotice?.({ type: 'corrupt-block', cid: cid.toString(), action: 'unrepairable', snapshots: this.snapshotsNeeding(cid.toString()) });
       return false;
     }
+  }
+
+  /** Snapshots (indexed on this Box) whose manifest or chunks include the block, sorted. */
+  snapshotsNeeding(key: string): string[] {
+    const out: string[] = [];
+    for (const idx of this.#index.values()) if (idx.chunkKeys.includes(key) || idx.manifestKeys.includes(key)) out.push(idx.root);
+    return out.sort();
   }
 
   // ------------------------------------------------------------------------------------------- manifests
@@ -316,7 +385,7 @@ export class Keeper {
     const cached = this.#index.get(root);
     if (cached) return cached;
     const { manifest, chunks } = await collectManifest(parseCid(root), (cid) => this.#manifestBlock(cid, author));
-    const idx: SnapshotIndex = { root, manifest, chunks };
+    const idx: SnapshotIndex = { root, manifest, chunks, manifestKeys: manifest.map(String), chunkKeys: chunks.map(String) };
     this.#index.set(root, idx);
     return idx;
   }
@@ -379,19 +448,23 @@ export class Keeper {
     const sig = this.#signature();
     const gcDue = this.#o.clock.now() >= this.#nextGcAt;
     this.#idle = sig === this.#settled && !gcDue && this.#downSince.size === 0;
-    if (sig === this.#settled && !gcDue) return; // nothing changed since a round that left nothing to do
+    if (sig === this.#settled && !gcDue) {
+      this.#maybeReport(); // settled: say what this Box holds (when it changed since the last report)
+      return; // nothing changed since a round that left nothing to do
+    }
     const indexes = await this.indexAll();
     const clean = await this.#replicate(indexes);
     await this.#collect(indexes);
-    this.#settled = clean ? this.#signature() : '';
+    // What this round saw when it began: a change while it ran (a block quarantined, a peer gone) is not covered.
+    this.#settled = clean ? sig : '';
+    if (clean) this.#maybeReport();
   }
 
   /** What replication depends on: members and their status, the catalog, config, reachability, our holdings. */
   #signature(): string {
     const s = this.state();
-    const members = [...s.members.values()].map((m) => `${m.id}:${m.status}:${m.capacity}:${m.region ?? ''}`).sort().join(',');
     const reach = this.#peers(s).filter((p) => this.reachable(p)).join(',');
-    return `${members}|${s.catalog.size}|${s.config.replication.target}|${reach}|${this.#o.blocks.version}|${this.#foreground}`;
+    return `${this.#perState.signature}|${reach}|${this.#o.blocks.version}|${this.#foreground}`;
   }
 
   async #liveness(state: ReserveState): Promise<void> {
@@ -401,10 +474,10 @@ export class Keeper {
     for (const p of [...this.#downSince.keys()]) if (!peers.includes(p)) this.#o.onNotice?.({ type: 'peer-departed', box: p });
     for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
     const fresh = Math.max(this.#interval, this.#o.tickMs ?? 5_000) / 2;
+    // Heard from recently (a sync or a transfer) and not in trouble: that is proof enough, skip the ping.
+    const due = peers.filter((p) => this.#downSince.has(p) || now() - (this.#lastSeen.get(p) ?? -Infinity) >= fresh);
     await Promise.all(
-      peers.map(async (p) => {
-        // Heard from recently (a sync or a transfer) and not in trouble: that is proof enough, skip the ping.
-        if (!this.#downSince.has(p) && now() - (this.#lastSeen.get(p) ?? -Infinity) < fresh) return;
+      due.map(async (p) => {
         try {
           await this.#o.network.request(p, PING_PROTOCOL, new Uint8Array(0), { timeoutMs: this.#o.pingTimeoutMs ?? 5_000 });
           this.#lastSeen.set(p, now());
@@ -445,6 +518,16 @@ export class Keeper {
     }
   }
 
+  /** For each chunk of `idx` (in order), 1 when `placement` gives it to this Box. */
+  #mineFlags(idx: SnapshotIndex, placement: CompiledPlacement): Uint8Array {
+    const cached = this.#mine.get(idx);
+    if (cached && cached.placement === placement) return cached.flags;
+    const flags = new Uint8Array(idx.chunks.length);
+    for (let i = 0; i < flags.length; i++) if (placement.place(idx.chunks[i].multihash.digest).includes(this.id)) flags[i] = 1;
+    this.#mine.set(idx, { placement, flags });
+    return flags;
+  }
+
   /** Pull missing chunks, drop confirmed surplus. True when nothing was left undone. */
   async #replicate(indexes: SnapshotIndex[]): Promise<boolean> {
     const state = this.state();
@@ -455,16 +538,24 @@ export class Keeper {
     const missing: CID[] = [];
     const surplus: CID[] = [];
     const seen = new Set<string>();
+    const dedupe = indexes.length > 1;
     let deferred = false;
     for (const idx of indexes) {
       const rec = state.catalog.get(idx.root);
       const young = rec !== undefined && rec.author !== this.id && now - rec.time < pushGrace && this.reachable(rec.author);
-      for (const c of idx.chunks) {
-        const key = c.toString();
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const mine = placement.place(c.multihash.digest).includes(this.id);
+      const flags = this.#mineFlags(idx, placement);
+      const keys = idx.chunkKeys;
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        if (dedupe) {
+          // an index lists distinct chunks; only several indexes can share one
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        const c = idx.chunks[i];
+        const mine = flags[i] === 1;
         if (mine && !blocks.holds(key)) {
+          if (this.#lostChunks.get(key) === this.#perState.signature) continue; // lost; nothing changed since
           if (!young) missing.push(c);
           else deferred = true;
         } else if (!mine && blocks.holds(key)) surplus.push(c);
@@ -475,6 +566,7 @@ export class Keeper {
     let bytes = 0;
     let failed = 0;
     const concurrency = this.#foreground > 0 ? 1 : (this.#o.repairConcurrency ?? 8);
+    const lost: CID[] = [];
     await mapLimit(missing, concurrency, async (cid) => {
       if (this.#stopped) return;
       try {
@@ -482,14 +574,52 @@ export class Keeper {
         await blocks.put(cid, got.bytes);
         pulled++;
         bytes += got.bytes.length;
-      } catch {
-        failed++; // no holder answered this round; the next round tries again
+        this.#lostChunks.delete(cid.toString());
+        this.#lostReported.delete(cid.toString());
+      } catch (e) {
+        // Every member answered and none had it: lost (said once). Otherwise the next round tries again.
+        if (e instanceof BlockAbsentError && e.absent.length + e.corrupt.length > 0) lost.push(cid);
+        else failed++;
       }
     });
     if (pulled > 0) this.#o.onNotice?.({ type: 'repaired', blocks: pulled, bytes });
+    if (lost.length > 0) await this.#reportLost(lost, indexes);
     // Let go of what placement no longer gives this Box, once every placement Box confirms its copy.
     const kept = surplus.length > 0 ? await this.#dropConfirmed(surplus) : 0;
     return failed === 0 && kept === 0 && !deferred && indexes.length + this.#lost.size >= state.catalog.size;
+  }
+
+  /**
+   * Chunks no member holds: remember them (until the membership changes) and say which snapshots and files lost
+   * them. Each chunk is reported by its first placement Box only, so the reserve reports it once.
+   */
+  async #reportLost(lost: CID[], indexes: SnapshotIndex[]): Promise<void> {
+    // The membership as it is now (it may have changed while the round pulled): who reports, and what to wait for.
+    const placement = this.placement();
+    this.#peers();
+    const fresh = new Set<string>();
+    for (const cid of lost) {
+      const key = cid.toString();
+      this.#lostChunks.set(key, this.#perState.signature);
+      if (!this.#lostReported.has(key) && placement.place(cid.multihash.digest)[0] === this.id) {
+        this.#lostReported.add(key);
+        fresh.add(key);
+      }
+    }
+    if (fresh.size === 0) return;
+    const state = this.state();
+    for (const idx of indexes) {
+      const here = new Set(idx.chunkKeys.filter((k) => fresh.has(k)));
+      if (here.size === 0) continue;
+      const author = state.catalog.get(idx.root)?.author ?? this.id;
+      try {
+        const { files, count } = await filesNeeding(parseCid(idx.root), here, (cid) => this.#manifestBlock(cid, author));
+        this.#o.onNotice?.({ type: 'chunks-lost', root: idx.root, lost: here.size, files, fileCount: count });
+      } catch {
+        // the manifest cannot be read now: the loss is still said, without the files (fileCount -1: unknown)
+        this.#o.onNotice?.({ type: 'chunks-lost', root: idx.root, lost: here.size, files: [], fileCount: -1 });
+      }
+    }
   }
 
   /** Drop surplus chunks every placement Box confirms; returns how many had to be kept for now. */
@@ -501,6 +631,8 @@ export class Keeper {
     await Promise.all(
       [...byPeer].map(async ([peer, cids]) => {
         try {
+          // A targeted, live question: right after a change most of what the peer should hold differs from what it
+          // holds (it is still pulling, or has its own surplus to drop), so comparing whole sets would cost more.
           const bits = await this.#o.client.has(peer, cids);
           cids.forEach((c, i) => {
             if (bits[i]) confirmed.set(c.toString(), (confirmed.get(c.toString()) ?? 0) + 1);
@@ -525,10 +657,16 @@ export class Keeper {
       this.#nextGcAt = this.#o.clock.now();
       return;
     }
-    const referenced = new Set<string>();
-    for (const idx of indexes) {
-      for (const c of idx.manifest) referenced.add(c.toString());
-      for (const c of idx.chunks) referenced.add(c.toString());
+    const last = this.#referenced;
+    let referenced: Set<string>;
+    if (last && last.indexes.length === indexes.length && last.indexes.every((idx, i) => idx === indexes[i])) referenced = last.keys;
+    else {
+      referenced = new Set<string>();
+      for (const idx of indexes) {
+        for (const k of idx.manifestKeys) referenced.add(k);
+        for (const k of idx.chunkKeys) referenced.add(k);
+      }
+      this.#referenced = { indexes, keys: referenced };
     }
     // Only collect when every catalog entry could be indexed: an unindexed snapshot may need anything.
     if (indexes.length + this.#lost.size < this.state().catalog.size) return;
@@ -596,12 +734,9 @@ export class Keeper {
     await Promise.all(
       [...perPeer].map(async ([peer, cids]) => {
         try {
-          const has = await this.#o.client.has(peer, cids);
+          const has = await this.#peerHolds(peer, cids, placement, this.#indexed(), false);
           const need = cids.filter((_, i) => !has[i]);
-          await mapLimit(need, 4, async (cid) => {
-            const bytes = await this.#o.blocks.get(cid);
-            if (!(await this.#o.client.put(peer, cid, bytes))) throw new Error(`${peer} did not store ${cid}`);
-          });
+          await this.#o.client.putMany(peer, need, (cid) => this.#o.blocks.get(cid));
         } catch {
           complete = false; // the peer is down or failed mid-way; the next round resumes from what it has
         }
@@ -638,17 +773,10 @@ export class Keeper {
     await Promise.all(
       [...perPeer].map(async ([peer, cids]) => {
         try {
-          const has = await this.#o.client.has(peer, cids);
-          await mapLimit(
-            cids.filter((_, i) => !has[i]),
-            4,
-            async (cid) => {
-              const data = await this.#o.blocks.get(cid);
-              if (!(await this.#o.client.put(peer, cid, data))) throw new Error(`${peer} did not store ${cid}`);
-              blocks++;
-              bytes += data.length;
-            },
-          );
+          const has = await this.#o.client.has(peer, cids); // its whole share is new to the peer: ask for just that
+          const moved = await this.#o.client.putMany(peer, cids.filter((_, i) => !has[i]), (cid) => this.#o.blocks.get(cid));
+          blocks += moved.stored;
+          bytes += moved.bytes;
         } catch {
           failed.push(peer);
         }
@@ -656,6 +784,105 @@ export class Keeper {
     );
     if (failed.length) throw new DrainIncompleteError(`could not hand blocks over to ${failed.sort().join(', ')}; not leaving`);
     return { blocks, bytes };
+  }
+
+  // ------------------------------------------------------------------------------------------- holdings
+
+  /** The indexed snapshots of the current catalog, in catalog order. */
+  #indexed(): SnapshotIndex[] {
+    const out: SnapshotIndex[] = [];
+    for (const rec of this.state().catalog.values()) {
+      const idx = this.#index.get(rec.root);
+      if (idx) out.push(idx);
+    }
+    return out;
+  }
+
+  /** Each chunk's placement Boxes, per index and placement (computed once). */
+  #placed(idx: SnapshotIndex, placement: CompiledPlacement): readonly (readonly BoxId[])[] {
+    const cached = this.#placedCache.get(idx);
+    if (cached && cached.placement === placement) return cached.lists;
+    const lists = idx.chunks.map((c) => placement.place(c.multihash.digest));
+    this.#placedCache.set(idx, { placement, lists });
+    return lists;
+  }
+
+  /**
+   * What `peer` should hold under `placement`: every manifest block of `indexes`, and the chunks placed on it, as a
+   * holdings index (sizes unknown: 0). Kept per peer until the placement or the indexes change.
+   */
+  #expected(peer: BoxId, placement: CompiledPlacement, indexes: readonly SnapshotIndex[]): HoldingsIndex {
+    const cached = this.#expectedCache.get(peer);
+    if (cached && cached.placement === placement && cached.indexes.length === indexes.length && cached.indexes.every((x, i) => x === indexes[i])) return cached.index;
+    const index = new HoldingsIndex();
+    const add = (cid: CID) => {
+      try {
+        index.add(cid, 0);
+      } catch (e) {
+        if (!(e instanceof UnsupportedCidError)) throw e;
+      }
+    };
+    for (const idx of indexes) {
+      for (const m of idx.manifest) add(m);
+      const lists = this.#placed(idx, placement);
+      for (let i = 0; i < lists.length; i++) if (lists[i].includes(peer)) add(idx.chunks[i]);
+    }
+    this.#expectedCache.set(peer, { placement, indexes: [...indexes], index });
+    return index;
+  }
+
+  /**
+   * Which of `cids` `peer` holds. Compares what the peer should hold (under `placement`, for `indexes`) with its
+   * holdings index through the holdings protocol: O(d log n) hashes for d differences among n blocks, instead of a
+   * `has` query naming every block. Without `live`, a published holder report equal to what the peer should hold
+   * settles it without asking at all (fine for pushing and for status; letting go of a copy asks live). Peers that
+   * do not speak the holdings protocol get `has` queries.
+   */
+  async #peerHolds(peer: BoxId, cids: readonly CID[], placement: CompiledPlacement, indexes: readonly SnapshotIndex[], live: boolean): Promise<boolean[]> {
+    if (cids.length === 0) return [];
+    if (this.#noHoldings.has(peer)) return this.#o.client.has(peer, cids);
+    const expected = this.#expected(peer, placement, indexes);
+    const report = live ? undefined : this.state().holders.get(peer);
+    let lacks: Set<string>;
+    let extra: Set<string>;
+    try {
+      const r = await reconcileWith(this.#o.network, peer, expected, {
+        timeoutMs: this.#o.requestTimeoutMs,
+        remoteReport: report ? { count: report.count, bytes: report.bytes, root: report.root } : undefined,
+      });
+      lacks = new Set(r.onlyLocal.map(String));
+      extra = new Set(r.onlyRemote.map(String));
+    } catch (e) {
+      if (e instanceof RemoteError && (e.remoteName === 'UnsupportedProtocolError' || e.remoteName === HoldingsGeometryMismatchError.name)) {
+        this.#noHoldings.add(peer);
+        return this.#o.client.has(peer, cids);
+      }
+      throw e;
+    }
+    return cids.map((c) => {
+      const key = c.toString();
+      return lacks.has(key) ? false : extra.has(key) || expected.has(c);
+    });
+  }
+
+  /**
+   * Publish this Box's holder report (count, bytes, root of its holdings) when it changed, at most once per
+   * `reportEveryMs`: peers then know it holds what they expect without asking.
+   */
+  #maybeReport(): void {
+    const h = this.#o.blocks.holdings;
+    const state = this.state();
+    const mine = state.holders.get(this.id);
+    const root = h.root();
+    if (mine && mine.count === h.count && mine.root.length === root.length && mine.root.every((b, i) => b === root[i])) return;
+    const now = this.#o.clock.now();
+    if (now - this.#lastReportAt < (this.#o.reportEveryMs ?? 600_000)) return;
+    this.#lastReportAt = now;
+    try {
+      this.#o.ledger.publish('holder-report', { count: h.count, bytes: h.bytes, root });
+    } catch {
+      // not an active member now: nothing to report
+    }
   }
 
   // ------------------------------------------------------------------------------------------- status
@@ -673,7 +900,7 @@ export class Keeper {
     await Promise.all(
       this.#peers(state).map(async (peer) => {
         try {
-          const bits = await this.#o.client.has(peer, idx.chunks);
+          const bits = await this.#peerHolds(peer, idx.chunks, this.placement(), this.#indexed(), false);
           bits.forEach((b, i) => {
             if (b) counts[i]++;
           });

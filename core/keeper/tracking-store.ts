@@ -1,17 +1,34 @@
 /**
  * A Blockstore wrapper that keeps an in-memory set of what is stored, so the keeper can ask "do I hold this?"
- * without a disk round trip, and learns of every block the backup engine or the network writes.
+ * without a disk round trip, and learns of every block the backup engine or the network writes. It also keeps the
+ * Box's holdings summary (core/holdings: a Merkle index of the held blocks) up to date, which peers compare against
+ * what they expect this Box to hold. Sizes of blocks found at start are not known (0) until written again.
  */
-import type { CID } from 'multiformats/cid';
+import { CID } from 'multiformats/cid';
 import type { Blockstore, Pair } from '../blocks/blockstore.ts';
 import type { AbortOptions } from '../ports.ts';
+import { SHA256_CODE } from '../blocks/cid.ts';
+import { HoldingsIndex } from '../holdings/holdings-index.ts';
+import { UnsupportedCidError } from '../holdings/errors.ts';
+
+/**
+ * A CID that owns its bytes: one decoded from a message is a view into that message's buffer, and keeping it
+ * would keep the whole message (a block's worth of bytes) alive for as long as the block is held.
+ */
+function compact(cid: CID): CID {
+  const b = cid.bytes;
+  return b.byteOffset === 0 && b.buffer.byteLength === b.byteLength ? cid : CID.decode(b.slice());
+}
 
 export class TrackingBlockstore implements Blockstore {
   readonly inner: Blockstore;
-  readonly #held = new Set<string>();
+  /** Held blocks: CID string -> CID (kept parsed, so sweeps and rounds never re-parse strings). */
+  readonly #held = new Map<string, CID>();
   #loaded = false;
   /** Bumped on every change to the held set (lets callers skip work when nothing changed). */
   version = 0;
+  /** The held set as a holdings index (what the holdings protocol answers from). */
+  readonly holdings = new HoldingsIndex();
 
   constructor(inner: Blockstore) {
     this.inner = inner;
@@ -20,12 +37,18 @@ export class TrackingBlockstore implements Blockstore {
   /** Read the inner store's keys once (at start). */
   async load(): Promise<void> {
     if (this.#loaded) return;
-    for await (const cid of this.inner.keys()) this.#held.add(cid.toString());
+    for await (const cid of this.inner.keys()) {
+      this.#held.set(cid.toString(), cid);
+      this.#index(cid, 0);
+    }
     this.#loaded = true;
   }
 
   holds(cid: CID | string): boolean {
-    return this.#held.has(typeof cid === 'string' ? cid : cid.toString());
+    if (typeof cid === 'string') return this.#held.has(cid);
+    // A CIDv1 sha2-256 (every block a Box writes) is looked up in the holdings index by its digest: no string built.
+    if (cid.version === 1 && cid.multihash.code === SHA256_CODE && cid.multihash.digest.length === 32) return this.holdings.has(cid);
+    return this.#held.has(cid.toString());
   }
 
   get count(): number {
@@ -33,19 +56,26 @@ export class TrackingBlockstore implements Blockstore {
   }
 
   heldKeys(): IterableIterator<string> {
-    return this.#held.values();
+    return this.#held.keys();
+  }
+
+  /** Held blocks as [CID string, CID] pairs. */
+  held(): IterableIterator<[string, CID]> {
+    return this.#held.entries();
   }
 
   async put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<CID> {
     const r = await this.inner.put(cid, bytes, options);
-    this.#held.add(cid.toString());
+    this.#held.set(cid.toString(), compact(cid));
+    this.#index(cid, bytes.byteLength);
     this.version++;
     return r;
   }
 
   async *putMany(source: Iterable<Pair> | AsyncIterable<Pair>, options?: AbortOptions): AsyncIterable<CID> {
     for await (const cid of this.inner.putMany(source, options)) {
-      this.#held.add(cid.toString());
+      this.#held.set(cid.toString(), compact(cid));
+      this.#index(cid, 0);
       this.version++;
       yield cid;
     }
@@ -63,13 +93,32 @@ export class TrackingBlockstore implements Blockstore {
   async delete(cid: CID, options?: AbortOptions): Promise<void> {
     await this.inner.delete(cid, options);
     this.#held.delete(cid.toString());
+    this.#unindex(cid);
     this.version++;
   }
 
   /** Forget a block the caller removed from the inner store by other means (e.g. quarantine). */
   forget(cid: CID): void {
     this.#held.delete(cid.toString());
+    this.#unindex(cid);
     this.version++;
+  }
+
+  /** Only CIDv1 sha2-256 blocks are summarised (every block a Box writes is one). */
+  #index(cid: CID, size: number): void {
+    try {
+      this.holdings.add(cid, size);
+    } catch (e) {
+      if (!(e instanceof UnsupportedCidError)) throw e;
+    }
+  }
+
+  #unindex(cid: CID): void {
+    try {
+      this.holdings.delete(cid);
+    } catch (e) {
+      if (!(e instanceof UnsupportedCidError)) throw e;
+    }
   }
 
   keys(options?: AbortOptions): AsyncIterable<CID> {

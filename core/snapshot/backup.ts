@@ -4,21 +4,38 @@
  *
  * Order of writes makes a crash harmless: chunks first, then the nodes that reference them, the snapshot node
  * last. A crash at any point leaves only unreferenced blocks (garbage), never a snapshot pointing at a missing
- * block. Files whose size, mtime, mode, inode and ctime match the parent snapshot's entry are not read again; new
- * chunks are stored once (dedup within and across files and snapshots). Chunking and hashing run behind the
- * ChunkingService port, which the CLI backs with worker threads.
+ * block. Files whose size, mtime, mode, inode and ctime match the parent snapshot's entry are not read again, and a
+ * directory in which nothing changed keeps the parent snapshot's node as it is (not encoded, hashed or stored
+ * again); new chunks are stored once (dedup within and across files and snapshots). Chunking and hashing run behind
+ * the ChunkingService port, which the CLI backs with worker threads; a whole file smaller than the minimum chunk is
+ * hashed here (one chunk, no round trip). Large windows come from a small buffer pool, and the walk keeps at most
+ * MAX_BRANCHES subtrees in parallel, so memory stays flat as the tree grows.
  */
-import type { CID } from 'multiformats/cid';
+import { CID } from 'multiformats/cid';
 import type { Blockstore } from '../blocks/blockstore.ts';
-import { RAW_CODE, cidFromSha256 } from '../blocks/cid.ts';
+import { RAW_CODE, cidFromSha256, equalBytes } from '../blocks/cid.ts';
 import { ReserveError } from '../errors.ts';
 import type { Clock, Progress } from '../ports.ts';
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../chunker/fastcdc.ts';
 import { ByteBudget, Semaphore, mapLimit } from '../util/limit.ts';
+import { digestSync } from './inline.ts';
+import { BufferPool, discard } from '../util/buffers.ts';
 import { putNode, readChunkRefs, readDir, readSnapshot, writeChunkRefs, writeDir, type Chunk } from './manifest-io.ts';
-import { MANIFEST_VERSION, compareBytes, nsToTime, type ChunkRefs, type DirEntry, type SnapshotNode } from './model.ts';
+import { MANIFEST_VERSION, compareBytes, nsToTime, type ChunkRefs, type DirEntry, type SnapshotNode, type Time } from './model.ts';
 import { nameKey, showPath } from './names.ts';
 import type { ChunkingService, SourceEntry, SourceStat, SourceTree, TreePath, Warning } from './ports.ts';
+
+/**
+ * Window and budget sizes: a large file holds at most a window and a maximal chunk, so 4 MiB windows within a 24 MiB
+ * budget keep about four large files in flight (enough to keep both chunking workers fed on the 1 GiB reference
+ * set) with peak memory flat whatever the tree holds.
+ */
+const DEFAULT_WINDOW = 4 * 1024 * 1024;
+const DEFAULT_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
+/** Directory subtrees walked in parallel at most. */
+const MAX_BRANCHES = 16;
+/** Windows of at least this many bytes come from the pool (smaller ones are cheap to allocate). */
+const POOLED_WINDOW = 1024 * 1024;
 
 export class SourceNotADirectoryError extends ReserveError {
   static override readonly name = 'SourceNotADirectoryError';
@@ -39,10 +56,10 @@ export interface BackupParams {
   signal?: AbortSignal;
   /** Most files read at once (default 32); also bounded by `bytesInFlight`. */
   fileConcurrency?: number;
-  /** Window bytes all files being read may hold at once (default 32 MiB): many small files overlap their I/O
+  /** Window bytes all files being read may hold at once (default 24 MiB): many small files overlap their I/O
    * and fsyncs, a few large ones do not blow up memory. */
   bytesInFlight?: number;
-  /** Bytes read per window (default 8 MiB). */
+  /** Bytes read per window (default 4 MiB). */
   windowBytes?: number;
 }
 
@@ -81,8 +98,11 @@ class BackupRun {
   readonly #p: BackupParams;
   readonly #chunker: ChunkerParams;
   readonly #files: Semaphore;
+  /** Directory subtrees being walked in parallel (see #dir). */
+  #branches = 0;
   readonly #bytes: ByteBudget;
   readonly #window: number;
+  readonly #pool: BufferPool;
   readonly #known = new Set<string>();
   readonly #inflight = new Map<string, Promise<boolean>>();
   readonly #hardlinks = new Map<string, Promise<{ refs: ChunkRefs; size: number; count: number } | null>>();
@@ -106,8 +126,12 @@ class BackupRun {
     this.#p = p;
     this.#chunker = p.chunker ?? DEFAULT_CHUNKER;
     this.#files = new Semaphore(p.fileConcurrency ?? 32);
-    this.#bytes = new ByteBudget(p.bytesInFlight ?? 32 * 1024 * 1024);
-    this.#window = p.windowBytes ?? 8 * 1024 * 1024;
+    const budget = p.bytesInFlight ?? DEFAULT_BYTES_IN_FLIGHT;
+    this.#bytes = new ByteBudget(budget);
+    this.#window = p.windowBytes ?? DEFAULT_WINDOW;
+    // Windows in flight are bounded by the byte budget: keep about that many buffers.
+    const capacity = this.#window + this.#chunker.maxSize;
+    this.#pool = new BufferPool(capacity, Math.ceil(budget / capacity));
   }
 
   async execute(): Promise<BackupResult> {
@@ -115,11 +139,13 @@ class BackupRun {
     const root = await source.stat([]);
     if (root.kind !== 'dir') throw new SourceNotADirectoryError(`${source.description} is not a directory`);
     let prevRoot: DirEntry[] | undefined;
+    let prevTree: CID | undefined;
     if (parent) {
       const prev = await readSnapshot(store, parent, 'the parent snapshot');
+      prevTree = prev.tree;
       prevRoot = (await readDir(store, prev.tree, 'the parent snapshot')).entries;
     }
-    const tree = await this.#dir([], prevRoot);
+    const tree = await this.#dir([], prevRoot, prevRoot ? prevTree : undefined);
     const s = this.stats;
     const snapshot: SnapshotNode = {
       v: MANIFEST_VERSION,
@@ -143,28 +169,50 @@ class BackupRun {
     this.#p.onWarning?.(w);
   }
 
-  async #dir(path: TreePath, prev: DirEntry[] | undefined): Promise<CID> {
+  async #dir(path: TreePath, prev: DirEntry[] | undefined, prevCid?: CID): Promise<CID> {
     this.#p.signal?.throwIfAborted();
     const listed = await this.#p.source.list(path);
     listed.sort((a, b) => compareBytes(a.name, b.name));
     const prevByName = new Map<string, DirEntry>();
     for (const e of prev ?? []) prevByName.set(nameKey(e.n), e);
-    const entries = await mapLimit(listed, 32, (e) => this.#entry([...path, e.name], e, prevByName.get(nameKey(e.name))));
-    return writeDir(
-      this.#p.store,
-      entries.filter((e): e is DirEntry => e !== null),
-    );
+    const slots: Array<DirEntry | null> = new Array(listed.length).fill(null);
+    const leaves: number[] = [];
+    const subdirs: number[] = [];
+    listed.forEach((e, i) => (e.kind === 'dir' ? subdirs : leaves).push(i));
+    const visit = async (i: number): Promise<void> => {
+      slots[i] = await this.#entry([...path, listed[i].name], listed[i], prevByName.get(nameKey(listed[i].name)));
+    };
+    await mapLimit(leaves, 32, visit);
+    // Subdirectories run in parallel while the run has branches to spare, else one after another in this branch:
+    // enough parallel I/O for a cold walk, while the directories held open at once (each keeps its listing and
+    // its parent-snapshot entries until its subdirectories are done) stay bounded, not the whole tree.
+    const branches: Array<Promise<void>> = [];
+    for (const i of subdirs) {
+      if (this.#branches < MAX_BRANCHES) {
+        this.#branches++;
+        const b = visit(i).finally(() => this.#branches--);
+        b.catch(() => undefined); // awaited below
+        branches.push(b);
+      } else await visit(i);
+    }
+    await Promise.all(branches);
+    const entries = slots.filter((e): e is DirEntry => e !== null);
+    // Nothing in it changed: the node would be the parent snapshot's, byte for byte (same entries, same encoding,
+    // same paging). Reuse it instead of encoding, hashing and storing it again.
+    if (prevCid && prev && prev.length === entries.length && entries.every((e, i) => sameValue(e, prev[i]))) return prevCid;
+    return writeDir(this.#p.store, entries);
   }
 
   async #entry(path: TreePath, st: SourceEntry, prev: DirEntry | undefined): Promise<DirEntry | null> {
-    const base = { n: st.name, m: st.mode, u: st.uid, g: st.gid, t: nsToTime(st.mtimeNs) };
+    const base = { n: st.name, m: st.mode, u: st.uid, g: st.gid, t: timeOf(st.mtime, st.mtimeNs) };
     try {
       switch (st.kind) {
         case 'dir': {
           let prevSub: DirEntry[] | undefined;
           if (prev?.k === 'd' && prev.d) prevSub = (await readDir(this.#p.store, prev.d, 'the parent snapshot')).entries;
-          const d = await this.#dir(path, prevSub);
+          const d = await this.#dir(path, prevSub, prevSub ? prev!.d : undefined);
           this.stats.dirs++;
+          if (prev?.k === 'd' && prev.d === d && sameMeta(prev, base)) return prev; // reused node, same metadata
           return { ...base, k: 'd', d };
         }
         case 'symlink': {
@@ -193,8 +241,9 @@ class BackupRun {
   }
 
   async #file(path: TreePath, st: SourceEntry, prev: DirEntry | undefined, base: Omit<DirEntry, 'k'>): Promise<DirEntry | null> {
-    const x: [number | bigint, number, number] = [safeInt(st.ino), ...nsToTime(st.ctimeNs)];
-    if (prev && unchanged(prev, st, x)) {
+    const ctime = timeOf(st.ctime, st.ctimeNs);
+    const x: [number | bigint, number, number] = [st.inode ?? safeInt(st.ino), ctime[0], ctime[1]];
+    if (prev && unchanged(prev, st, base.t, x)) {
       this.stats.files++;
       this.stats.filesUnchanged++;
       this.stats.bytes += st.size;
@@ -202,8 +251,12 @@ class BackupRun {
       const count = prev.z ? prev.z.length : await countChunks(this.#p.store, prev);
       this.stats.chunks += count;
       this.#p.progress?.advance(st.size);
+      const h = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+      // The parent's entry as it is when nothing about the file changed (the common case: no new object, and the
+      // directory's comparison with its parent node is then an identity check).
+      if (prev.u === base.u && prev.g === base.g && prev.h === h) return prev;
       const refs: ChunkRefs = prev.cl ? { cl: prev.cl } : { c: prev.c, z: prev.z };
-      return { ...base, k: 'f', s: prev.s, ...refs, ...(st.nlink > 1 ? { h: `${st.dev}:${st.ino}` } : {}), x };
+      return { ...base, k: 'f', s: prev.s, ...refs, ...(h !== undefined ? { h } : {}), x };
     }
     let result: { refs: ChunkRefs; size: number; count: number } | null;
     let h: string | undefined;
@@ -238,6 +291,8 @@ class BackupRun {
     const reader = await source.open(path);
     const chunks: Chunk[] = [];
     let size = 0;
+    /** The buffer behind the last window (its tail is copied into the next window before it goes back). */
+    let held: ArrayBufferLike | undefined;
     try {
       let tail: Uint8Array = new Uint8Array(0);
       let position = 0;
@@ -245,10 +300,15 @@ class BackupRun {
       while (!eof) {
         signal?.throwIfAborted();
         // Size the window to what is left of the file (+1 byte to see the end in the same pass), so small files
-        // do not each allocate and ship a full window.
-        const left = Math.max(st.size - position, 0) + 1;
-        const buf = new Uint8Array(tail.length + Math.min(this.#window, Math.max(left, 64 * 1024)));
+        // do not each allocate and ship a full window; large windows come from the pool.
+        // (A file that grew since its stat is read on in windows of at least 64 KiB.)
+        const left = position < st.size ? st.size - position + 1 : 64 * 1024;
+        const length = tail.length + Math.min(this.#window, left);
+        const pooled = length >= POOLED_WINDOW;
+        const buf = pooled ? this.#pool.take(length) : new Uint8Array(length);
         buf.set(tail, 0);
+        if (held) this.#pool.give(held);
+        held = undefined;
         let filled = tail.length;
         while (filled < buf.length) {
           const n = await reader.read(buf, filled, buf.length - filled, position);
@@ -261,8 +321,14 @@ class BackupRun {
         }
         const readNow = filled - tail.length;
         this.stats.bytesRead += readNow;
-        const win = await chunking.chunk(buf.subarray(0, filled), eof);
+        // A whole file no larger than the minimum chunk is one chunk (FastCDC cuts nothing below the minimum):
+        // hash it here, cheaper than a round trip to a worker for the small files most trees are full of.
+        const win =
+          eof && filled <= this.#chunker.minSize
+            ? { data: buf.subarray(0, filled), ends: filled > 0 ? [filled] : [], digests: filled > 0 ? [digestSync(buf.subarray(0, filled))] : [] }
+            : await chunking.chunk(buf.subarray(0, filled), eof, true);
         const data = win.data;
+        if (pooled) held = data.buffer;
         let prevEnd = 0;
         const pending: Array<Promise<void>> = [];
         for (let i = 0; i < win.ends.length; i++) {
@@ -277,10 +343,13 @@ class BackupRun {
         size += prevEnd;
         tail = data.subarray(prevEnd);
         progress?.advance(readNow);
+        // A small file's window is stored (stores copy or write out what they are given): free it now.
+        if (!pooled && tail.length === 0) discard(data);
         if (eof && tail.length > 0) throw new Error('chunker left a tail at end of file');
       }
     } finally {
       await reader.close();
+      if (held) this.#pool.give(held);
     }
     if (size !== st.size) this.#warn(path, `changed while it was read (${st.size} bytes at stat, ${size} read); the bytes read were kept`);
     const refs = await writeChunkRefs(this.#p.store, chunks);
@@ -326,18 +395,46 @@ async function countChunks(store: Blockstore, refs: ChunkRefs): Promise<number> 
   return n;
 }
 
+/** Deep equality of manifest values (numbers, bigints, strings, bytes, CIDs, arrays, plain objects). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === 'bigint' || typeof b === 'bigint') return (typeof a === 'bigint' || typeof a === 'number') && (typeof b === 'bigint' || typeof b === 'number') && BigInt(a) === BigInt(b);
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) return a instanceof Uint8Array && b instanceof Uint8Array && equalBytes(a, b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => sameValue(x, bb[i]));
+  }
+  const ca = a instanceof CID ? a : CID.asCID(a);
+  if (ca) return CID.asCID(b)?.equals(ca) ?? false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/** Same name, mode, owner and mtime. */
+function sameMeta(e: DirEntry, base: Omit<DirEntry, 'k'>): boolean {
+  return e.m === base.m && e.u === base.u && e.g === base.g && e.t[0] === base.t[0] && e.t[1] === base.t[1] && equalBytes(e.n, base.n);
+}
+
 function safeInt(n: bigint): number | bigint {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
 }
 
-function unchanged(prev: DirEntry, st: SourceStat, x: [number | bigint, number, number]): boolean {
+function unchanged(prev: DirEntry, st: SourceStat, t: Time, x: [number | bigint, number, number]): boolean {
   if (prev.k !== 'f' || prev.s !== st.size || prev.m !== st.mode || !prev.x) return false;
-  const t = nsToTime(st.mtimeNs);
+  const ino = prev.x[0];
   return (
     prev.t[0] === t[0] &&
     prev.t[1] === t[1] &&
-    BigInt(prev.x[0]) === BigInt(x[0]) &&
+    (ino === x[0] || (typeof ino !== typeof x[0] && BigInt(ino) === BigInt(x[0]))) &&
     prev.x[1] === x[1] &&
     prev.x[2] === x[2]
   );
+}
+
+/** A time as [seconds, nanoseconds]: as the source gave it, else from nanoseconds. */
+function timeOf(given: readonly [number, number] | undefined, ns: bigint): Time {
+  return given ? [given[0], given[1]] : nsToTime(ns);
 }

@@ -30,6 +30,9 @@ export function inlineChunking(params: ChunkerParams = DEFAULT_CHUNKER): Chunkin
     async digest(blocks) {
       return blocks.map(digestSync);
     },
+    async digestOwned(blocks) {
+      return { digests: blocks.map(digestSync), blocks };
+    },
     async close() {},
   };
 }

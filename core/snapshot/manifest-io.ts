@@ -88,9 +88,16 @@ export async function* listBlocksOf(store: Blockstore, refs: ChunkRefs, where: s
 
 /** Store a directory: one block when small, else pages of about DIR_PAGE_BYTES each. Entries must be sorted. */
 export async function writeDir(store: Blockstore, entries: DirEntry[]): Promise<CID> {
+  // Most directories are small: encode once, and size entry by entry only when the whole is too large.
+  const whole = encodeNode({ v: MANIFEST_VERSION, e: entries });
+  if (whole.bytes.byteLength <= DIR_PAGE_BYTES + 16) {
+    const sizes = whole.bytes.byteLength <= DIR_PAGE_BYTES ? null : entries.map((e) => dagCbor.encode(e).byteLength);
+    if (!sizes || sizes.reduce((a, b) => a + b, 0) <= DIR_PAGE_BYTES) {
+      await store.put(whole.cid, whole.bytes);
+      return whole.cid;
+    }
+  }
   const sizes = entries.map((e) => dagCbor.encode(e).byteLength);
-  const total = sizes.reduce((a, b) => a + b, 0);
-  if (total <= DIR_PAGE_BYTES) return putNode(store, { v: MANIFEST_VERSION, e: entries });
   const pages: CID[] = [];
   let start = 0;
   let acc = 0;

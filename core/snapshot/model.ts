@@ -14,6 +14,7 @@ import { CID } from 'multiformats/cid';
 import { ReserveError } from '../errors.ts';
 import { DAG_CBOR_CODE, cidOf } from '../blocks/cid.ts';
 import type { EntryKind } from './ports.ts';
+import { decodeFast, encodeFast } from './fast-cbor.ts';
 
 export const MANIFEST_VERSION = 1;
 /** Chunk lists longer than this leave the directory entry for a ChunkList block of their own. */
@@ -120,7 +121,7 @@ export interface SnapshotNode {
 }
 
 export function encodeNode(node: DirNode | ChunkListNode | SnapshotNode): { cid: CID; bytes: Uint8Array } {
-  const bytes = dagCbor.encode(node);
+  const bytes = encodeFast(node) ?? dagCbor.encode(node);
   return { cid: cidOf(DAG_CBOR_CODE, bytes), bytes };
 }
 
@@ -142,7 +143,8 @@ const isTime = (x: unknown): x is Time => Array.isArray(x) && x.length === 2 && 
 function decodeObj(bytes: Uint8Array, what: string): Obj {
   let value: unknown;
   try {
-    value = dagCbor.decode(bytes);
+    const fast = decodeFast(bytes);
+    value = fast ? fast.value : dagCbor.decode(bytes);
   } catch (e) {
     throw new MalformedManifestError(what, `not dag-cbor (${(e as Error).message})`);
   }

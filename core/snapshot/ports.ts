@@ -25,6 +25,14 @@ export interface SourceStat {
   nlink: number;
   /** For kind 'other': what it is (fifo, socket, char device, block device), for the warning. */
   otherKind?: string;
+  /**
+   * Optional, the same facts precomputed by a source that has them cheaply: mtime and ctime as [seconds,
+   * nanoseconds] (nanoseconds in [0, 1e9)), and the inode number as a number when it is a safe integer. They spare
+   * the engine BigInt arithmetic on every entry of an incremental walk.
+   */
+  mtime?: readonly [number, number];
+  ctime?: readonly [number, number];
+  inode?: number | bigint;
 }
 
 export interface SourceEntry extends SourceStat {
@@ -51,19 +59,50 @@ export interface SourceTree {
 export interface FileWriter {
   write(data: Uint8Array, position: number): Promise<void>;
   close(): Promise<void>;
+  /** Optional: apply the file's metadata through the open file, then close it (fewer calls than close + setMeta). */
+  finish?(meta: EntryMeta): Promise<void>;
 }
 
-/** A tree to restore into. Paths are relative to the restore target. */
+/** Metadata a restore applies to an entry. */
+export interface EntryMeta {
+  kind: EntryKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+}
+
+/**
+ * A tree to restore into. Paths are relative to the restore target.
+ *
+ * Resumable restores: a target that implements `begin` learns which restore is about to run (the snapshot id and
+ * subpath) and answers whether it holds an interrupted run of that same restore. If it does, the engine keeps what
+ * is already there and verified (it then needs `stat`, `open` and `remove`), and calls `finish` once everything is
+ * in place, before the target root's own metadata.
+ */
 export interface TargetTree {
   readonly description: string;
   mkdir(path: TreePath): Promise<void>;
-  /** Create (or truncate) a regular file of `size` bytes for writing. */
-  create(path: TreePath, size: number): Promise<FileWriter>;
+  /**
+   * Create a regular file of `size` bytes for writing. `mode` is the mode it will end with: a target may create it
+   * so (and then skip setting it in `finish`), but must still let this call's writer write.
+   */
+  create(path: TreePath, size: number, mode?: number): Promise<FileWriter>;
   symlink(path: TreePath, target: Uint8Array): Promise<void>;
   /** Make `path` a hard link to the already restored `existing`. */
   link(existing: TreePath, path: TreePath): Promise<void>;
   /** Apply metadata after content. For symlinks, only times (and owner) are applied. */
-  setMeta(path: TreePath, meta: { kind: EntryKind; mode: number; uid: number; gid: number; mtimeNs: bigint }): Promise<void>;
+  setMeta(path: TreePath, meta: EntryMeta): Promise<void>;
+  /** Start (or pick up) restore `id`; `resuming` when the target holds an interrupted run of the same restore. */
+  begin?(id: string): Promise<{ resuming: boolean }>;
+  /** The restore is complete but for the target root's metadata. */
+  finish?(): Promise<void>;
+  /** Resuming: what is at `path` now (not following symlinks), or null. */
+  stat?(path: TreePath): Promise<SourceStat | null>;
+  /** Resuming: read a file already there, to verify it. */
+  open?(path: TreePath): Promise<FileReader>;
+  /** Resuming: remove a file or symlink an interrupted run left (absent is not an error). */
+  remove?(path: TreePath): Promise<void>;
 }
 
 /** One window of file data split into chunks and hashed. */
@@ -78,9 +117,19 @@ export interface ChunkedWindow {
 
 /** Chunking and hashing, the CPU-heavy part of a backup: in-process, or spread over worker threads. */
 export interface ChunkingService {
-  chunk(data: Uint8Array, eof: boolean): Promise<ChunkedWindow>;
+  /**
+   * Split a window into chunks and hash them. With `owned`, the caller hands over the whole ArrayBuffer under
+   * `data` (a worker pool may move it to another thread rather than copy it): it must not touch any view of that
+   * buffer until the call resolves, and then uses the returned `data` (a view of the same memory).
+   */
+  chunk(data: Uint8Array, eof: boolean, owned?: boolean): Promise<ChunkedWindow>;
   /** sha2-256 of each buffer (for verifying blocks on restore and in integrity sweeps). */
   digest(blocks: Uint8Array[]): Promise<Uint8Array[]>;
+  /**
+   * Optional: `digest` for buffers the caller hands over for the duration (a worker pool may move them to another
+   * thread instead of copying them). Use the returned `blocks`, not the ones passed: those may be detached.
+   */
+  digestOwned?(blocks: Uint8Array[]): Promise<{ digests: Uint8Array[]; blocks: Uint8Array[] }>;
   close(): Promise<void>;
 }
 

@@ -5,7 +5,10 @@
  */
 import type { CID } from 'multiformats/cid';
 import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
-import { equalBytes } from '../blocks/cid.ts';
+import { SHA256_CODE, equalBytes } from '../blocks/cid.ts';
+import { ByteBudget, Semaphore } from '../util/limit.ts';
+import { digestSync } from './inline.ts';
+import { discard } from '../util/buffers.ts';
 import { MalformedManifestError } from './model.ts';
 import type { Progress } from '../ports.ts';
 import { listBlocksOf, readChunkRefs, readDir, readSnapshot } from './manifest-io.ts';
@@ -24,53 +27,61 @@ export async function verifyBlocks(params: {
   progress?: Progress;
   signal?: AbortSignal;
   onCorrupt?: (cid: CID) => void | Promise<void>;
-  /** Bytes hashed per batch (default 16 MiB). */
+  /** Bytes read ahead of the hashing (default 16 MiB). */
   batchBytes?: number;
 }): Promise<VerifyBlocksResult> {
   const { store, chunking } = params;
   const result: VerifyBlocksResult = { checked: 0, bytes: 0, corrupt: [] };
-  const limit = params.batchBytes ?? 16 * 1024 * 1024;
-  let batch: Array<{ cid: CID; bytes: Uint8Array }> = [];
-  let size = 0;
-  const flush = async () => {
-    const digests = await chunking.digest(batch.map((b) => b.bytes));
-    for (let i = 0; i < batch.length; i++) {
-      const { cid, bytes } = batch[i];
+  const budget = new ByteBudget(params.batchBytes ?? 16 * 1024 * 1024);
+  const inFlight = new Semaphore(32);
+  let failure: { error: unknown } | undefined;
+  const running = new Set<Promise<void>>();
+  /** Read one block and hash it: small ones here, large ones moved to the chunking service (not copied). */
+  const check = async (cid: CID, held: number): Promise<void> => {
+    try {
+      let bytes: Uint8Array;
+      try {
+        bytes = await store.get(cid, { signal: params.signal });
+      } catch (e) {
+        if (e instanceof BlockNotFoundError) return; // deleted since it was listed
+        throw e;
+      }
+      const size = bytes.byteLength;
+      let digest: Uint8Array;
+      if (size < 128 * 1024) digest = digestSync(bytes);
+      else if (chunking.digestOwned) {
+        const got = bytes;
+        ({ digests: [digest], blocks: [bytes] } = await chunking.digestOwned([bytes]));
+        if (bytes !== got) discard(bytes); // it went to a worker and back: ours alone, free it now
+      } else [digest] = await chunking.digest([bytes]);
       result.checked++;
-      result.bytes += bytes.length;
-      if (!equalBytes(digests[i], cid.multihash.digest)) {
+      result.bytes += size;
+      params.progress?.advance(size);
+      if (cid.multihash.code !== SHA256_CODE || !equalBytes(digest, cid.multihash.digest)) {
         result.corrupt.push(cid);
         await params.onCorrupt?.(cid);
       }
+    } finally {
+      budget.release(held);
+      inFlight.release();
     }
-    params.progress?.advance(size);
-    batch = [];
-    size = 0;
   };
-  const pending: Array<Promise<{ cid: CID; bytes: Uint8Array } | null>> = [];
-  const take = async () => {
-    const r = await pending.shift()!;
-    if (!r) return;
-    batch.push(r);
-    size += r.bytes.length;
-    if (size >= limit) await flush();
-  };
-  for await (const cid of store.keys()) {
-    params.signal?.throwIfAborted();
-    // Read ahead a few blocks so disk reads overlap hashing.
-    pending.push(
-      store.get(cid).then(
-        (bytes) => ({ cid, bytes }),
-        (e) => {
-          if (e instanceof BlockNotFoundError) return null; // deleted since it was listed
-          throw e;
-        },
-      ),
-    );
-    if (pending.length >= 16) await take();
+  try {
+    for await (const cid of store.keys()) {
+      params.signal?.throwIfAborted();
+      if (failure) break;
+      // Blocks are at most a few MiB; reserve an average share and let the budget bound the rest.
+      await inFlight.acquire();
+      const held = await budget.acquire(1024 * 1024);
+      const job: Promise<void> = check(cid, held)
+        .catch((error: unknown) => void (failure ??= { error }))
+        .finally(() => running.delete(job));
+      running.add(job);
+    }
+  } finally {
+    while (running.size > 0) await Promise.allSettled([...running]);
   }
-  while (pending.length) await take();
-  if (batch.length) await flush();
+  if (failure) throw failure.error;
   return result;
 }
 

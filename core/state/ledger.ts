@@ -48,6 +48,8 @@ import { emptySummary, joinSummaries } from './summary.ts';
 import type { Summary } from './summary.ts';
 
 const MESSAGE_VERSION = 1;
+/** Diffs kept for repeated state vectors (a reserve has a handful of members; see #diffs). */
+const DIFF_CACHE = 8;
 const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 
 /** A sync message that does not decode, or belongs to another reserve. */
@@ -136,6 +138,19 @@ interface SyncMessage {
   ev?: Uint8Array[];
 }
 
+/** FNV-1a over the bytes: a cheap first test before comparing cached messages byte by byte. */
+function hashBytes(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h >>> 0;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function decodeMessage(bytes: Uint8Array, reserveId: string): SyncMessage {
   if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new BadSyncMessageError('sync message too large');
   let m: unknown;
@@ -185,6 +200,17 @@ export class ReserveLedger {
   #queue: CheckpointEvent[] = [];
   /** A join or rotation arrived: look for a secret sealed to this Box once the current operation is done. */
   #secretCheck = false;
+  /**
+   * Sync messages are pure functions of the replica's contents, and an idle reserve asks for the same ones again
+   * and again (every anti-entropy round, from every peer): this replica's state-vector message, and the diffs
+   * answered to the last few distinct state vectors (one per peer, as each peer's bytes differ in order), kept
+   * until anything changes (#changed, called on every path that can change the replica).
+   */
+  #svMessage: Uint8Array | undefined;
+  #diffs: Array<{ request: Uint8Array; hash: number; answer: Uint8Array }> = [];
+  /** Bumped by every change (#changed); an update message that changed nothing, at the version it left. */
+  #version = 0;
+  #noop: { version: number; message: Uint8Array } | undefined;
 
   constructor(options: LedgerOptions) {
     this.#o = options;
@@ -412,7 +438,8 @@ export class ReserveLedger {
 
   /** This replica's state vector, as a sync message. */
   stateVector(): Uint8Array {
-    return dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, sv: this.#doc.encodeStateVector(), hw: [...this.#highWater()] });
+    this.#svMessage ??= dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, sv: this.#doc.encodeStateVector(), hw: [...this.#highWater()] });
+    return this.#svMessage;
   }
 
   /**
@@ -420,6 +447,15 @@ export class ReserveLedger {
    * epoch's checkpoints and the events above the sender's per-author high-water marks, as event bytes.
    */
   diff(stateVectorMessage: Uint8Array): Uint8Array {
+    const hash = hashBytes(stateVectorMessage);
+    for (const d of this.#diffs) if (d.hash === hash && sameBytes(d.request, stateVectorMessage)) return d.answer;
+    const answer = this.#diff(stateVectorMessage);
+    if (this.#diffs.length >= DIFF_CACHE) this.#diffs.shift();
+    this.#diffs.push({ request: stateVectorMessage.slice(), hash, answer });
+    return answer;
+  }
+
+  #diff(stateVectorMessage: Uint8Array): Uint8Array {
     const m = decodeMessage(stateVectorMessage, this.reserveId);
     if (m.e === this.#epoch && m.sv !== undefined) {
       let u: Uint8Array;
@@ -463,6 +499,9 @@ export class ReserveLedger {
 
   /** Apply an update message (a diff, a whole document, a peer's gossiped change). Throws BadSyncMessageError. */
   applyUpdate(message: Uint8Array): ApplyResult {
+    // The same bytes again, and nothing changed since they were found to change nothing: nothing to do.
+    const noop = this.#noop;
+    if (noop !== undefined && noop.version === this.#version && sameBytes(noop.message, message)) return { added: 0, invalid: 0, needsSync: false, epochChanged: false };
     const m = decodeMessage(message, this.reserveId);
     if (m.ev !== undefined) {
       const before = this.#epoch;
@@ -471,6 +510,7 @@ export class ReserveLedger {
     }
     if (m.u === undefined) throw new BadSyncMessageError('the message carries no update');
     const before = this.#epoch;
+    const version = this.#version;
     const startSize = this.#reducer.size;
     const startInvalid = this.#invalid;
     const startAdopted = this.#adopted;
@@ -500,7 +540,14 @@ export class ReserveLedger {
     // Still in different epochs (the sender's checkpoints were not in what it sent): a full sync settles it.
     if (m.e !== this.#epoch) needsSync = true;
     const added = this.#adopted === startAdopted ? this.#reducer.size - startSize : this.#reducer.size;
-    return { added: Math.max(0, added), invalid: this.#invalid - startInvalid, needsSync, epochChanged: this.#epoch !== before };
+    const result = { added: Math.max(0, added), invalid: this.#invalid - startInvalid, needsSync, epochChanged: this.#epoch !== before };
+    // A change of the document or the reducer has already cleared the cached sync messages. What can change
+    // without that: updates held back for missing dependencies (a diff includes them), and whatever a rejected
+    // update left half-applied. When none of that happened, this update changed nothing: remember it.
+    if (version === this.#version && !needsSync && result.invalid === 0 && m.e === before && m.e === this.#epoch) {
+      this.#noop = { version, message: message.slice() };
+    } else this.#changed();
+    return result;
   }
 
   // ---------------------------------------------------------------------------------------------- compaction
@@ -562,7 +609,16 @@ export class ReserveLedger {
     s.add(c.seq);
   }
 
+  /** Forget the cached sync messages: the replica may be about to change. */
+  #changed(): void {
+    this.#version++;
+    this.#svMessage = undefined;
+    if (this.#diffs.length > 0) this.#diffs = [];
+    this.#noop = undefined;
+  }
+
   #onDocChange(added: readonly CrdtEntry[], origin: 'local' | 'remote', update: Uint8Array): void {
+    this.#changed();
     if (origin === 'local') {
       if (this.#quiet || this.#listeners.size === 0) return;
       const message = dagCbor.encode({ v: MESSAGE_VERSION, r: this.reserveId, e: this.#epoch, u: update });
@@ -619,6 +675,7 @@ export class ReserveLedger {
     if (ev.kind === 'checkpoint') {
       if (this.#genesis.some((c) => c.id === ev.id) || this.#queue.some((c) => c.id === ev.id)) return { id: ev.id, status: 'duplicate' };
       if (isCovered(this.#base.cut, ev.author, ev.seq)) return { id: ev.id, status: 'covered' };
+      this.#changed();
       this.#noteCheckpointSeq(ev);
       if (from !== 'document' && !this.#doc.has(ev.id)) this.#write(ev, from);
       if (!checkpointAuthorized(ev)) return { id: ev.id, status: 'added', rejected: NotAMemberError.name };
@@ -627,6 +684,7 @@ export class ReserveLedger {
     }
     if (isCovered(this.#base.cut, ev.author, ev.seq)) return { id: ev.id, status: 'covered' };
     if (this.#reducer.has(ev.id)) return { id: ev.id, status: 'duplicate' };
+    this.#changed();
     if (from !== 'document' && !this.#doc.has(ev.id)) this.#write(ev, from);
     this.#reducer.add(ev);
     if (ev.kind === 'secret-rotated' || ev.kind === 'box-joined') this.#secretCheck = true;
@@ -674,6 +732,7 @@ export class ReserveLedger {
 
   /** Adopt a checkpoint: join its summary into the base and move to the epoch that starts from it. */
   #adopt(cp: CheckpointEvent): void {
+    this.#changed();
     this.#adopted++;
     const base = joinSummaries(this.#base, cp.body.summary);
     const genesis = frontier([...this.#genesis, cp]);

@@ -69,18 +69,40 @@ export class ByteBudget {
   }
 
   async run<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
-    const n = Math.min(Math.max(bytes, 1), this.#capacity);
-    if (this.#waiting.length === 0 && n <= this.#free) this.#free -= n;
-    else await new Promise<void>((resolve) => this.#waiting.push({ n, resolve }));
+    const n = await this.acquire(bytes);
     try {
       return await fn();
     } finally {
-      this.#free += n;
-      while (this.#waiting.length && this.#waiting[0].n <= this.#free) {
-        const next = this.#waiting.shift()!;
-        this.#free -= next.n;
-        next.resolve();
-      }
+      this.release(n);
     }
+  }
+
+  /** Take `bytes` (clamped to the capacity), waiting until they are free; returns what to `release`. */
+  async acquire(bytes: number): Promise<number> {
+    const n = this.#clamp(bytes);
+    if (this.#waiting.length === 0 && n <= this.#free) this.#free -= n;
+    else await new Promise<void>((resolve) => this.#waiting.push({ n, resolve }));
+    return n;
+  }
+
+  /** Take `bytes` only if they are free now and nobody waits; returns what to `release`, or null. */
+  tryAcquire(bytes: number): number | null {
+    const n = this.#clamp(bytes);
+    if (this.#waiting.length > 0 || n > this.#free) return null;
+    this.#free -= n;
+    return n;
+  }
+
+  release(n: number): void {
+    this.#free += n;
+    while (this.#waiting.length && this.#waiting[0].n <= this.#free) {
+      const next = this.#waiting.shift()!;
+      this.#free -= next.n;
+      next.resolve();
+    }
+  }
+
+  #clamp(bytes: number): number {
+    return Math.min(Math.max(bytes, 1), this.#capacity);
   }
 }

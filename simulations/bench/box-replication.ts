@@ -4,7 +4,14 @@
  * MiB/s of data protected (snapshot bytes / time until every block has RF copies), MiB/s on the wire (each new
  * byte leaves the author RF-1 times, or is forwarded), and restore MiB/s, for net-bench.ts to set against raw TCP
  * measured in the same run.
+ *
+ * The end of replication is found without loading the Boxes: the author's daemon says `protected` when its push
+ * is done (watched on its output), and only then is `status` asked (it counts every chunk's copies on every Box:
+ * at 1 GiB of small files that is ~15k CIDs per Box per call), then once a second until every chunk is at RF; a
+ * status call every 5 s covers replication that ends without the push (pulls). Each Box's CPU time (user +
+ * system, from /proc) is reported per phase, so the figures hold on a busy machine.
  */
+import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +38,33 @@ export interface BoxReplicationResult {
   wireMibPerSec: number;
   restoreSeconds: number;
   restoreMibPerSec: number;
+  /** CPU seconds (user + system) of every Box process during replication, and of the restoring Box during restore. */
+  replicateCpuSeconds: number;
+  restoreCpuSeconds: number;
+  /** Share of both phases' wall time × cores the whole machine was busy (other work included). */
+  machineBusy: number;
+}
+
+/** CPU milliseconds (user + system) a process has used, from /proc (0 when it is gone or not Linux). */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy and total CPU milliseconds of the whole machine so far. */
+function machineMs(): { busy: number; total: number } {
+  try {
+    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0) * 10;
+    return { busy: total - (v[3] + v[4]) * 10, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
 }
 
 export async function measureBoxReplication(options: { mib: number; boxes?: number; rf?: number; log?: (s: string) => void }): Promise<BoxReplicationResult> {
@@ -38,7 +72,13 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
   const boxes = options.boxes ?? 4;
   const rf = options.rf ?? 3;
   const base = await fs.mkdtemp(join(tmpdir(), 'reserve-net-bench-'));
-  const fleet = new Fleet(join(base, 'boxes'));
+  const protectedRoots = new Set<string>();
+  const fleet = new Fleet(join(base, 'boxes'), {
+    onLine: (_name, line) => {
+      const m = /"type":"protected","root":"([^"]+)"/.exec(line);
+      if (m) protectedRoots.add(m[1]);
+    },
+  });
   try {
     const names = Array.from({ length: boxes }, (_, i) => `box-${i + 1}`);
     await fleet.json(['init', '--listen', LOOPBACK, '--data', fleet.dataDir(names[0]), '--rf', String(rf), '--min-rf', String(Math.min(2, rf)), '--capacity', '1T']);
@@ -55,15 +95,26 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
     const t0 = performance.now();
     const b = await author.backup({ path: tree });
     const t1 = performance.now();
+    const cpu = () => names.reduce((n, name) => n + cpuMsOf(fleet.daemon(name).child.pid), 0);
+    const c1 = cpu();
+    const m1 = machineMs();
     let last: ReserveStatus | undefined;
+    let lastAsked = 0;
     for (;;) {
-      last = await author.status();
-      const s = last.snapshots.find((x) => x.root === b.root);
-      if (s && s.protection.atTarget === s.chunks) break;
-      if (performance.now() - t1 > 1_800_000) throw new Error(`not at RF ${rf} after 30 min: ${JSON.stringify(s?.protection)}`);
-      await sleep(250);
+      const now = performance.now();
+      // ask once the push is done (then every second), or every 5 s in case pulls finish the job
+      if (now - lastAsked >= (protectedRoots.has(b.root) ? 1000 : 5000)) {
+        lastAsked = now;
+        last = await author.status();
+        const s = last.snapshots.find((x) => x.root === b.root);
+        if (s && s.protection.atTarget === s.chunks) break;
+        if (performance.now() - t1 > 1_800_000) throw new Error(`not at RF ${rf} after 30 min: ${JSON.stringify(s?.protection)}`);
+      }
+      await sleep(50);
     }
     const t2 = performance.now();
+    const replicateCpuSeconds = (cpu() - c1) / 1000;
+    const m2 = machineMs();
     author.close();
     log(`  backup ${((t1 - t0) / 1000).toFixed(1)} s, replicated to RF ${rf} ${((t2 - t1) / 1000).toFixed(1)} s later`);
 
@@ -71,9 +122,14 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
     await fleet.json(['join', '--listen', LOOPBACK, second.token, '--data', fleet.dataDir('new-box'), '--capacity', '1T']);
     await fleet.startDaemon('new-box');
     const fresh = createDaemonClient(fleet.daemon('new-box').file);
+    const newPid = fleet.daemon('new-box').child.pid;
+    const c3 = cpuMsOf(newPid);
+    const m3 = machineMs();
     const t3 = performance.now();
     const r = await fresh.restore({ ref: b.root, target: join(base, 'restored') });
     const t4 = performance.now();
+    const restoreCpuSeconds = (cpuMsOf(newPid) - c3) / 1000;
+    const m4 = machineMs();
     fresh.close();
     if (r.stats.bytes !== made.bytes) throw new Error(`restored ${r.stats.bytes} bytes, expected ${made.bytes}`);
     const mib = made.bytes / MIB;
@@ -88,6 +144,9 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
       wireMibPerSec: ((b.stats.bytesNew / MIB) * (rf - 1)) / replicateSeconds,
       restoreSeconds: (t4 - t3) / 1000,
       restoreMibPerSec: mib / ((t4 - t3) / 1000),
+      replicateCpuSeconds,
+      restoreCpuSeconds,
+      machineBusy: (m2.busy - m1.busy + m4.busy - m3.busy) / Math.max(1, m2.total - m1.total + m4.total - m3.total),
     };
   } finally {
     await fleet.stopAll();

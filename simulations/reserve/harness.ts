@@ -10,14 +10,19 @@ import type { KeeperNotice } from '../../core/keeper/keeper.ts';
 import type { BoxId, Network } from '../../core/net.ts';
 import { compileView } from '../../core/placement/place.ts';
 import { inlineChunking } from '../../core/snapshot/inline.ts';
+import type { ChunkingService } from '../../core/snapshot/ports.ts';
+import * as nodeCrypto from 'node:crypto';
 import { RAW_CODE, parseCid } from '../../core/blocks/cid.ts';
 import type { CID } from 'multiformats/cid';
 import { collectManifest } from '../../core/snapshot/manifest-io.ts';
 import { BlockNotFoundError } from '../../core/blocks/blockstore.ts';
+import { BLOCKS_PROTOCOL, decodeBlockRequest, decodeBlockResponse } from '../../core/keeper/protocol.ts';
+import { filesNeeding, type FilesNeeding } from '../../core/keeper/files.ts';
 import { createReserveSecret, signerFromSeed, unsealerFromSeed } from '../../core/state/crypto.ts';
-import { toPlacementView } from '../../core/state/reducer.ts';
+import { activeMembers, toPlacementView } from '../../core/state/reducer.ts';
 import { createYjsBackend } from '../../adapters/crdt/yjs.ts';
 import type { BoxPorts } from '../sim/cluster.ts';
+import type { DiskOptions } from '../sim/disk.ts';
 import { SimCluster } from '../sim/cluster.ts';
 import type { SimRandom } from '../sim/rng.ts';
 import type { SimWorld } from '../sim/world.ts';
@@ -34,41 +39,148 @@ export interface ReserveInit {
   region?: string;
   timing: BoxTiming;
   chunker: ChunkerParams;
+  /** Remember digests by buffer (only with disks that do not copy reads; see simChunking). */
+  memoDigests?: boolean;
   /** Shared by every Box of the run: what each Box reported, in order (survives crashes and bricks). */
   notices: Array<{ box: BoxId; at: number; notice: Notice }>;
   /** Shared: every reserve event any Box raised (durable in its outbox). */
-  raised: Array<{ box: BoxId; id: string; kind: string; severity: string }>;
+  raised: Array<RaisedEvent>;
+  /** Shared: the run's traffic. */
+  meter: TrafficMeter;
+}
+
+/** A reserve event as its Box raised it (durable in that Box's outbox); `at` is the Box's clock (ms since 1970). */
+export interface RaisedEvent {
+  box: BoxId;
+  id: string;
+  kind: string;
+  severity: string;
+  at: number;
+  payload: unknown;
 }
 
 export type Notice = KeeperNotice | { type: string; [k: string]: unknown };
 
-/** Traffic by protocol, summed over every Box (for scenario reports: what moved, and why). */
-export const traffic = new Map<string, { requests: number; sent: number; received: number }>();
+export interface TrafficCount {
+  requests: number;
+  sent: number;
+  received: number;
+}
 
-function counting(net: Network): Network {
-  const bump = (key: string, sent: number, received: number, n = 1) => {
-    const t = traffic.get(key) ?? { requests: 0, sent: 0, received: 0 };
-    t.requests += n;
-    t.sent += sent;
-    t.received += received;
-    traffic.set(key, t);
-  };
+/** Traffic by protocol, summed over every Box of every run in this process (see TrafficMeter for one run's). */
+export const traffic = new Map<string, TrafficCount>();
+
+/** Block payloads carried over the network: puts, and gets answered with the block. */
+export interface Moved {
+  blocks: number;
+  bytes: number;
+}
+
+/**
+ * One run's traffic, as the Boxes' Network ports saw it: requests and bytes by protocol (the block protocol split by
+ * operation: get, put, has), and the block payloads moved. Counted on completed requests and published gossip.
+ */
+export class TrafficMeter {
+  readonly byProtocol = new Map<string, TrafficCount>();
+  readonly moved: Moved = { blocks: 0, bytes: 0 };
+
+  bump(key: string, sent: number, received: number): void {
+    for (const map of [this.byProtocol, traffic]) {
+      const t = map.get(key) ?? { requests: 0, sent: 0, received: 0 };
+      t.requests++;
+      t.sent += sent;
+      t.received += received;
+      map.set(key, t);
+    }
+  }
+
+  move(bytes: number): void {
+    this.moved.blocks++;
+    this.moved.bytes += bytes;
+  }
+
+  snapshot(): { byProtocol: Record<string, TrafficCount>; moved: Moved } {
+    return { byProtocol: Object.fromEntries([...this.byProtocol].map(([k, v]) => [k, { ...v }])), moved: { ...this.moved } };
+  }
+}
+
+/** The operation of a block-protocol message in the canonical layout (block-codec.ts): its "op" text. */
+function blockOp(data: Uint8Array): string {
+  if (data.byteLength > 10 && data[7] === 0x63) return String.fromCharCode(data[8], data[9], data[10]);
+  try {
+    return decodeBlockRequest(data).op;
+  } catch {
+    return '?';
+  }
+}
+
+function counting(net: Network, meter: TrafficMeter): Network {
   return {
     get self() {
       return net.self;
     },
     publish(topic, data) {
-      bump(`gossip ${topic}`, data.length, 0);
+      meter.bump(`gossip ${topic}`, data.length, 0);
       net.publish(topic, data);
     },
     subscribe: (topic, handler) => net.subscribe(topic, handler),
     async request(to, protocol, data, options) {
       const res = await net.request(to, protocol, data, options);
-      bump(protocol, data.length, res.length);
+      if (protocol !== BLOCKS_PROTOCOL) {
+        meter.bump(protocol, data.length, res.length);
+        return res;
+      }
+      const op = blockOp(data);
+      meter.bump(`${protocol} ${op}`, data.length, res.length);
+      try {
+        if (op === 'put') {
+          const req = decodeBlockRequest(data);
+          if (req.op === 'put') meter.move(req.bytes.byteLength);
+        } else if (op === 'get') {
+          const answer = decodeBlockResponse(res, 'get');
+          if (answer.op === 'get' && answer.bytes !== undefined) meter.move(answer.bytes.byteLength);
+        }
+      } catch {
+        // not a block message the meter understands: counted above, not as a block moved
+      }
       return res;
     },
     handle: (protocol, handler) => net.handle(protocol, handler),
     peers: () => net.peers(),
+  };
+}
+
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Uint8Array }).hash;
+
+/** sha2-256 of `bytes`, the same digest multiformats computes, without its per-call wrapping. */
+function sha256(bytes: Uint8Array): Uint8Array {
+  const d = oneShotHash ? oneShotHash('sha256', bytes, 'buffer') : nodeCrypto.createHash('sha256').update(bytes).digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/**
+ * The ChunkingService port of a simulated Box: core's inline chunker (as the worker pool would run it), and batch
+ * digests hashed directly (integrity sweeps hash every block every simulated week: gigabytes in a simulated year).
+ *
+ * `memo`: remember each digest by the identity of the buffer hashed. Only for disks that hand out their stored
+ * buffers instead of copies (`copyReads: false`): a stored buffer is never changed in place (rot and torn writes
+ * replace it, see SimDisk), so the digest of the same buffer object is the same digest, and a sweep re-reading an
+ * untouched block gets the answer hashing would give without spending the CPU (the simulated disk keeps the same
+ * kind of cache for its own checks, `hashOk`). What the Box computes and every virtual time stay the same.
+ */
+function simChunking(params: ChunkerParams, memo: boolean): ChunkingService {
+  const inline = inlineChunking(params);
+  const known = memo ? new WeakMap<Uint8Array, Uint8Array>() : undefined;
+  const digest = (bytes: Uint8Array): Uint8Array => {
+    if (known === undefined) return sha256(bytes);
+    let d = known.get(bytes);
+    if (d === undefined) known.set(bytes, (d = sha256(bytes)));
+    return d;
+  };
+  return {
+    chunk: (data, eof, owned) => inline.chunk(data, eof, owned),
+    digest: async (blocks) => blocks.map(digest),
+    close: () => inline.close(),
   };
 }
 
@@ -86,11 +198,11 @@ export class SimReserveBox {
       unsealer: unsealerFromSeed(init.keySeed.map((b) => b ^ 0x5a)),
       clock: ports.clock,
       random: ports.random,
-      network: counting(ports.network),
+      network: counting(ports.network, init.meter),
       blocks: ports.blocks,
       kv: ports.kv,
       backend: createYjsBackend,
-      chunking: inlineChunking(init.chunker),
+      chunking: simChunking(init.chunker, init.memoDigests === true),
       chunker: init.chunker,
       capacity: init.capacity,
       region: init.region,
@@ -104,7 +216,7 @@ export class SimReserveBox {
         ports.log.debug(`notice ${n.type}`);
       },
       onEvent: (e) => {
-        init.raised.push({ box: ports.id, id: e.id, kind: e.kind, severity: e.severity });
+        init.raised.push({ box: ports.id, id: e.id, kind: e.kind, severity: e.severity, at: ports.clock.now(), payload: e.payload });
         ports.log.debug(`event ${e.kind} ${e.id}`);
       },
     });
@@ -127,6 +239,8 @@ export interface ReserveSimOptions {
   chunker?: ChunkerParams;
   capacities?: number[];
   regions?: string[];
+  /** Disk settings for every Box (huge runs turn `copyReads` off). */
+  disk?: Partial<DiskOptions>;
 }
 
 export const SIM_TIMING: BoxTiming = {
@@ -139,6 +253,44 @@ export const SIM_TIMING: BoxTiming = {
   requestTimeoutMs: 10_000,
 };
 
+/** Probes of protection after a mark, in simulated time. */
+const PROBE_MS = 60_000;
+
+/** Where things stood when a change began (see ReserveSim.mark). */
+export interface ChangeMark {
+  /** Virtual ms since the start. */
+  at: number;
+  /** Block -> Boxes with an intact copy. */
+  have: Map<string, Set<BoxId>>;
+  traffic: { byProtocol: Record<string, TrafficCount>; moved: Moved };
+  /** Events raised before the change. */
+  events: number;
+  /** Most chunks seen below the target copy count at once since the mark (undefined: not probed yet). */
+  below: number | undefined;
+  /** Since when every chunk has been at the target copy count (undefined: not now). */
+  protectedAt: number | undefined;
+}
+
+/** What a change cost (ReserveSim.report). */
+export interface ChangeReport {
+  /** Block payloads moved over the network. */
+  moved: Moved;
+  /** What had to move at least: each copy the final placement asks for that was not there when the change began. */
+  minimum: Moved;
+  /** moved.bytes / minimum.bytes. */
+  ratio: number;
+  /** Requests and bytes by protocol (block protocol by operation). */
+  traffic: Record<string, TrafficCount>;
+  /** Bytes of every request and answer (all protocols; gossip as sent). */
+  networkBytes: number;
+  /** Simulated ms from the change until every chunk was back at the target copy count (0: never below). */
+  protectedAfterMs: number | undefined;
+  /** Most chunks below the target copy count at once. */
+  mostBelowTarget: number;
+  /** Events raised since the change, by kind/severity. */
+  events: Record<string, number>;
+}
+
 export class ReserveSim {
   readonly cluster: SimCluster<SimReserveBox, ReserveInit>;
   readonly reserveId: string;
@@ -146,6 +298,7 @@ export class ReserveSim {
   readonly #rng: SimRandom;
   readonly notices: ReserveInit['notices'] = [];
   readonly raised: ReserveInit['raised'] = [];
+  readonly meter = new TrafficMeter();
   #n = 0;
 
   constructor(
@@ -156,7 +309,7 @@ export class ReserveSim {
     const { secret, reserveId } = createReserveSecret(this.#rng.fork('secret'));
     this.secret = secret;
     this.reserveId = reserveId;
-    this.cluster = new SimCluster<SimReserveBox, ReserveInit>(world, (ports) => new SimReserveBox(ports));
+    this.cluster = new SimCluster<SimReserveBox, ReserveInit>(world, (ports) => new SimReserveBox(ports), { disk: options.disk });
   }
 
   /** A new Box (factory-new: it knows the secret and the given peers only). */
@@ -165,7 +318,7 @@ export class ReserveSim {
     const keySeed = this.#rng.fork(`key/${i}`).bytes(32);
     const id = signerFromSeed(keySeed).id;
     const o = this.options;
-    this.cluster.add({
+    const added = this.cluster.add({
       id,
       bootstrap: opts.bootstrap,
       init: {
@@ -176,9 +329,14 @@ export class ReserveSim {
         region: opts.region ?? o.regions?.[i % o.regions.length],
         timing: { ...SIM_TIMING, ...o.timing },
         chunker: o.chunker ?? SIM_CHUNKER,
+        memoDigests: o.disk?.copyReads === false,
         notices: this.notices,
         raised: this.raised,
+        meter: this.meter,
       },
+    });
+    added.blocks.onDelete((cid) => {
+      for (const fn of this.#copyLost) fn(cid);
     });
     return id;
   }
@@ -370,6 +528,184 @@ export class ReserveSim {
       }
     }
     return problems;
+  }
+
+  // ------------------------------------------------------------------------------------- measuring a change
+
+  /**
+   * Start measuring a change (a Box added, removed, lost, a partition...): remember where every block has an
+   * intact copy now, the traffic so far and the time. `report(mark)` later says what the change cost.
+   */
+  mark(): ChangeMark {
+    const have = new Map<string, Set<BoxId>>();
+    for (const b of this.cluster.all()) {
+      if (b.state === 'bricked' || b.state === 'removed') continue;
+      for (const cid of b.blocks.cids()) {
+        if (!b.blocks.intact(cid)) continue;
+        const key = cid.toString();
+        (have.get(key) ?? have.set(key, new Set()).get(key)!).add(b.id);
+      }
+    }
+    const mark: ChangeMark = { at: this.world.elapsed, have, traffic: this.meter.snapshot(), events: this.raised.length, below: undefined, protectedAt: undefined };
+    this.#watch(mark);
+    return mark;
+  }
+
+  /**
+   * Watch protection after a mark, once a simulated minute (a pure scheduler event: it reads the disks and the
+   * merged state, never does simulated I/O, and changes nothing a Box computes): when chunks are below the target
+   * copy count, and when they are all back at it.
+   */
+  #watch(mark: ChangeMark): void {
+    const probe = (): void => {
+      if (this.#watching !== mark) return;
+      const below = this.belowTargetNow();
+      if (below !== undefined) {
+        if (below > 0) mark.protectedAt = undefined;
+        else if (mark.protectedAt === undefined) mark.protectedAt = this.world.elapsed;
+        mark.below = Math.max(mark.below ?? 0, below);
+      }
+      this.world.scheduler.after(PROBE_MS, probe, { pure: true });
+    };
+    this.#watching = mark;
+    probe();
+  }
+
+  #watching: ChangeMark | undefined;
+  readonly #copyLost = new Set<(cid: CID) => void>();
+
+  /** Call `fn` at the moment any Box deletes a block (see SimDisk.onDelete). Returns the function that stops it. */
+  onCopyDeleted(fn: (cid: CID) => void): () => void {
+    this.#copyLost.add(fn);
+    return () => this.#copyLost.delete(fn);
+  }
+
+  /** Intact copies of one block on every disk that still exists. */
+  copiesOf(cid: CID): number {
+    let n = 0;
+    for (const b of this.cluster.all()) if (b.state !== 'bricked' && b.state !== 'removed' && b.blocks.intact(cid)) n++;
+    return n;
+  }
+  readonly #chunkCids = new Map<string, CID[]>();
+
+  /**
+   * Chunks (of snapshots whose chunk lists are known, see chunksOf) with fewer intact copies among active members
+   * than the target, computed synchronously; undefined when some snapshot's chunks are not known yet.
+   */
+  belowTargetNow(): number | undefined {
+    const boxes = this.upBoxes();
+    if (boxes.length === 0) return undefined;
+    const state = boxes[0].state();
+    const target = compileView(toPlacementView(state)).replicas;
+    const active = activeMembers(state).map((id) => this.cluster.box(id)).filter((b) => b.state === 'up');
+    let below = 0;
+    for (const rec of state.catalog.values()) {
+      let chunks = this.#chunkCids.get(rec.root);
+      if (!chunks) {
+        const keys = this.#chunkCache.get(rec.root);
+        if (!keys) return undefined;
+        this.#chunkCids.set(rec.root, (chunks = keys.map(parseCid)));
+      }
+      for (const cid of chunks) {
+        let n = 0;
+        for (const b of active) if (b.blocks.intact(cid)) n++;
+        if (n < target) below++;
+      }
+    }
+    return below;
+  }
+
+  /**
+   * What a change cost, from its mark to now: block payloads moved over the network against the minimum that had to
+   * move (every copy placement now asks for that was not already on that Box when the change began: each block of
+   * every snapshot on every active member for manifests, on its placement Boxes for chunks), traffic by protocol,
+   * the time until every chunk was back at the target copy count, and the events raised.
+   */
+  async report(mark: ChangeMark): Promise<ChangeReport> {
+    const boxes = this.upBoxes();
+    const now = this.meter.snapshot();
+    const moved: Moved = { blocks: now.moved.blocks - mark.traffic.moved.blocks, bytes: now.moved.bytes - mark.traffic.moved.bytes };
+    const byProtocol: Record<string, TrafficCount> = {};
+    for (const [k, v] of Object.entries(now.byProtocol)) {
+      const was = mark.traffic.byProtocol[k] ?? { requests: 0, sent: 0, received: 0 };
+      if (v.requests > was.requests) byProtocol[k] = { requests: v.requests - was.requests, sent: v.sent - was.sent, received: v.received - was.received };
+    }
+    const minimum: Moved = { blocks: 0, bytes: 0 };
+    if (boxes.length > 0) {
+      const state = boxes[0].state();
+      const placer = compileView(toPlacementView(state));
+      const active = activeMembers(state);
+      const seen = new Set<string>();
+      // A block that did not exist when the change began was written by its snapshot's author: that copy did not
+      // have to travel.
+      const need = (key: string, size: number, on: readonly BoxId[], author: BoxId) => {
+        if (seen.has(key)) return;
+        seen.add(key);
+        if (size === 0) return; // no intact copy left anywhere: nothing can move it (a loss, reported as such)
+        const had = mark.have.get(key) ?? new Set([author]);
+        for (const box of on) {
+          if (had.has(box)) continue;
+          minimum.blocks++;
+          minimum.bytes += size;
+        }
+      };
+      for (const rec of state.catalog.values()) {
+        const blocks = await this.blocksOf(rec.root);
+        if (!blocks) continue;
+        for (const m of blocks.manifest) need(m.cid, m.size, active, rec.author);
+        for (const c of blocks.chunks) need(c.cid, c.size, placer.place(parseCid(c.cid).multihash.digest).filter((b) => active.includes(b)), rec.author);
+      }
+    }
+    const events = this.raised.slice(mark.events);
+    const byKind: Record<string, number> = {};
+    for (const e of events) byKind[`${e.kind}/${e.severity}`] = (byKind[`${e.kind}/${e.severity}`] ?? 0) + 1;
+    return {
+      moved,
+      minimum,
+      ratio: minimum.bytes > 0 ? moved.bytes / minimum.bytes : moved.bytes === 0 ? 1 : Infinity,
+      traffic: byProtocol,
+      networkBytes: Object.values(byProtocol).reduce((n, t) => n + t.sent + t.received, 0),
+      protectedAfterMs: mark.protectedAt === undefined ? undefined : Math.max(0, mark.protectedAt - mark.at),
+      mostBelowTarget: mark.below ?? 0,
+      events: byKind,
+    };
+  }
+
+  readonly #blockCache = new Map<string, { manifest: Array<{ cid: string; size: number }>; chunks: Array<{ cid: string; size: number }> }>();
+
+  /** A snapshot's manifest blocks and chunks with their sizes, from the disks (ground truth, like chunksOf). */
+  async blocksOf(root: string): Promise<{ manifest: Array<{ cid: string; size: number }>; chunks: Array<{ cid: string; size: number }> } | null> {
+    const cached = this.#blockCache.get(root);
+    if (cached) return cached;
+    const disks = this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed').map((b) => b.blocks);
+    const sizeOf = (cid: CID): number => {
+      for (const d of disks) if (d.intact(cid)) return d.peek(cid)!.byteLength;
+      return 0;
+    };
+    const read = async (cid: CID): Promise<Uint8Array> => {
+      for (const d of disks) if (d.intact(cid)) return d.peek(cid)!;
+      throw new BlockNotFoundError(cid, 'any disk');
+    };
+    let idx: { manifest: CID[]; chunks: CID[] };
+    try {
+      idx = await collectManifest(parseCid(root), read);
+    } catch (e) {
+      if (e instanceof BlockNotFoundError) return null;
+      throw e;
+    }
+    const out = { manifest: idx.manifest.map((c) => ({ cid: c.toString(), size: sizeOf(c) })), chunks: idx.chunks.map((c) => ({ cid: c.toString(), size: sizeOf(c) })) };
+    this.#blockCache.set(root, out);
+    if (!this.#chunkCache.has(root)) this.#chunkCache.set(root, out.chunks.map((c) => c.cid));
+    return out;
+  }
+
+  /** The files of a snapshot that need any of `chunks`, read from the disks (ground truth, like chunksOf). */
+  async filesNeeding(root: string, chunks: ReadonlySet<string>): Promise<FilesNeeding> {
+    const disks = this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed').map((b) => b.blocks);
+    return filesNeeding(parseCid(root), chunks, async (cid) => {
+      for (const d of disks) if (d.intact(cid)) return d.peek(cid)!;
+      throw new BlockNotFoundError(cid, 'any disk');
+    });
   }
 
   /** Back up a tree on a Box; returns the snapshot root. */

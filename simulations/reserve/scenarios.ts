@@ -18,7 +18,9 @@ import type { BoxId } from '../../core/net.ts';
 import { option, type Checker, type Overrides, type RunContext, type Scenario } from '../sim/runner.ts';
 import { FaultInjector, swarmOptions, type SwarmOptions } from '../sim/faults.ts';
 import type { SimRandom } from '../sim/rng.ts';
-import { ReserveSim } from './harness.ts';
+import { ReserveSim, type ChangeMark, type ChangeReport, type Notice } from './harness.ts';
+import { ownerView } from './owner-view.ts';
+import { formatMs } from '../sim/trace.ts';
 import { MemSourceTree, generateTree, mutateTree, type MemNode } from './memtree.ts';
 
 export interface ReserveOptions {
@@ -48,7 +50,14 @@ export interface ReserveState {
   injector?: FaultInjector<any, any>;
   rotted?: Array<{ box: BoxId; cid: string }>;
   swarm?: SwarmOptions;
-  bytesAtStart?: number;
+  /** Where things stood when the change under test began (first step; bitrot: after the rot). */
+  mark?: ChangeMark;
+  /** What the change cost (computed once every liveness checker passes). */
+  change?: ChangeReport;
+  /** Moments a chunk had fewer copies than before the change (seen at the delete that caused it). */
+  dips: string[];
+  /** Chunks whose every copy was corrupted on purpose (conflict). */
+  conflicted?: string[];
 }
 
 function baseOptions(rng: SimRandom, o: Overrides, defaults: Partial<ReserveOptions> = {}): ReserveOptions {
@@ -68,7 +77,7 @@ async function setupReserve(ctx: RunContext<ReserveOptions>, backupOn = 1): Prom
   const o = ctx.options;
   const sim = new ReserveSim(ctx.world, { boxes: o.boxes, rf: o.rf, minimum: o.minimum });
   const ids = await sim.found();
-  const state: ReserveState = { sim, originals: new Map(), homes: new Map(), protectedRoots: new Set(), lost: [], restoreProblems: null, notes: [] };
+  const state: ReserveState = { sim, originals: new Map(), homes: new Map(), protectedRoots: new Set(), lost: [], restoreProblems: null, notes: [], dips: [] };
   for (const id of ids.slice(0, backupOn)) {
     const tree = generateTree(ctx.rng.fork(`home/${id}`), { files: o.files, meanBytes: o.meanBytes });
     state.homes.set(id, tree);
@@ -124,7 +133,7 @@ const noLoss: Checker<ReserveOptions, ReserveState> = {
         continue;
       }
       let min = Infinity;
-      for (const c of chunks) min = Math.min(min, copies.get(c) ?? 0);
+      for (const c of chunks) if (!state.conflicted?.includes(c)) min = Math.min(min, copies.get(c) ?? 0);
       if (min >= ctx.options.minimum) state.protectedRoots.add(root);
       if (state.protectedRoots.has(root) && min === 0 && state.lost.length < ctx.options.rf) {
         problems.push(`protected snapshot ${root.slice(-8)} lost a chunk with only ${state.lost.length} Box(es) lost (rf ${ctx.options.rf})`);
@@ -188,6 +197,7 @@ const noCopyDip: Checker<ReserveOptions, ReserveState> = {
   name: 'no-chunk-below-its-copies-before-the-change',
   kind: 'safety',
   check(state) {
+    if (state.dips.length) return state.dips;
     if (!state.baseline) return;
     const now = state.sim.intactCopies();
     const problems: string[] = [];
@@ -209,12 +219,32 @@ const eventsDelivered: Checker<ReserveOptions, ReserveState> = {
   },
 };
 
-const LIVENESS = [converged, fullyReplicated, eventsDelivered, restorable];
+/** Last liveness checker: once everything else holds, measure what the change cost (never fails). */
+const changeReport: Checker<ReserveOptions, ReserveState> = {
+  name: 'change-report',
+  kind: 'liveness',
+  async check(state) {
+    if (state.mark && !state.change) state.change = await state.sim.report(state.mark);
+  },
+};
+
+const LIVENESS = [converged, fullyReplicated, eventsDelivered];
 const SAFETY = [noLoss, samePlacement];
 
 function metrics(state: ReserveState, ctx: RunContext<ReserveOptions>): Record<string, unknown> {
   const stats = ctx.world.net.stats();
+  const sim = state.sim;
+  const viewer = sim.upBoxes().find((b) => b.id === state.restoredOn) ?? sim.upBoxes()[0];
+  const delivered = new Set(viewer ? viewer.state().log.entries.map((r) => r.event.id) : []);
+  // Normal events are folded into per-kind totals in the shared log: count those as delivered when their totals do.
+  if (viewer) {
+    for (const e of sim.raised) {
+      if (e.severity === 'normal' && viewer.state().log.totals.some((t) => t.source === e.box && t.kind === e.kind && (t.lastSeq === undefined || Number(e.id.split('/').pop()) <= t.lastSeq))) delivered.add(e.id);
+    }
+  }
   return {
+    change: state.change,
+    owner: ownerView(sim.raised, delivered, ctx.world.scheduler.epochMs),
     snapshots: state.originals.size,
     lostBoxes: state.lost.length,
     bytesMoved: stats.total.bytes,
@@ -234,23 +264,43 @@ type C = Checker<ReserveOptions, ReserveState>;
 /** A scenario with the shared defaults: no heal, a 2 h liveness bound polled every 5 min, the standard checkers. */
 function scenario(
   def: Pick<S, 'name' | 'description' | 'options' | 'setup' | 'steps' | 'step'> &
-    Partial<Pick<S, 'heal' | 'livenessBoundMs'>> & { safety?: C[]; liveness?: C[] },
+    Partial<Pick<S, 'heal' | 'livenessBoundMs'>> & {
+      safety?: C[];
+      liveness?: C[];
+      /** false: data is lost on purpose, so neither full replication nor a full restore is expected. */
+      whole?: boolean;
+    },
 ): S {
-  const { safety = [], liveness = [], heal, livenessBoundMs, ...rest } = def;
+  const { safety = [], liveness = [], heal, livenessBoundMs, whole = true, ...rest } = def;
   return {
     ...rest,
     heal: heal ?? (async () => {}),
     livenessBoundMs: livenessBoundMs ?? (() => 2 * 3_600_000),
     livenessPollMs: () => 300_000,
-    checkers: [...SAFETY, ...safety, ...LIVENESS, ...liveness],
+    step: async (state, ctx) => {
+      // The change under test begins with the first step (a scenario may mark again later, as bitrot does).
+      if (ctx.step === 0 && !state.mark) state.mark = state.sim.mark();
+      await rest.step(state, ctx);
+    },
+    // The change is measured before the restore check, whose reads are not replication.
+    checkers: whole ? [...SAFETY, ...safety, ...LIVENESS, ...liveness, changeReport, restorable] : [...SAFETY, ...safety, converged, eventsDelivered, ...liveness, changeReport],
     metrics,
   };
 }
 
-/** Set up a reserve with one backup and remember every chunk's copies (for the no-dip check). */
+/**
+ * Set up a reserve with one backup and remember every chunk's copies (for the no-dip check), at most rf each: a
+ * chunk may lose a surplus copy, never one it needs. The check runs after every step and at every delete.
+ */
 async function setupWithBaseline(ctx: RunContext<ReserveOptions>): Promise<ReserveState> {
   const state = await setupReserve(ctx, 1);
-  state.baseline = state.sim.intactCopies();
+  state.baseline = new Map([...state.sim.intactCopies()].map(([k, v]) => [k, Math.min(v, ctx.options.rf)]));
+  state.sim.onCopyDeleted((cid) => {
+    const before = state.baseline?.get(cid.toString());
+    if (before === undefined || state.dips.length >= 5) return;
+    const now = state.sim.copiesOf(cid);
+    if (now < before) state.dips.push(`chunk ${cid.toString().slice(-8)} went from ${before} copies to ${now} at ${formatMs(ctx.world.elapsed)} (a delete)`);
+  });
   return state;
 }
 
@@ -294,12 +344,8 @@ export const addBox: S = scenario({
     if (ctx.step === 0) {
       const fresh = sim.addBox(sim.invite(sim.upBoxes()[0].id));
       state.notes.push(`added ${fresh.slice(-6)}`);
-      state.bytesAtStart = ctx.world.net.stats().total.bytes;
     }
     await sim.cluster.runFor(5 * 60_000);
-    // The no-dip rule is about copies on Boxes that stay: a chunk may lose its surplus copy only after the new
-    // holder confirmed, so compare against min(before, rf).
-    if (state.baseline) for (const [k, v] of state.baseline) state.baseline.set(k, Math.min(v, ctx.options.rf));
   },
   safety: [noCopyDip],
   liveness: [
@@ -327,8 +373,7 @@ export const removeBox: S = scenario({
       state.notes.push(`${leaving.id.slice(-6)} leaves gracefully`);
       const moved = await sim.cluster.settle(leaving.leave(), { maxMs: 3_600_000, what: 'drain' });
       state.notes.push(`drained ${moved.blocks} blocks (${moved.bytes} bytes)`);
-      // Its copies no longer count: compare the others against what they had plus what was handed to them.
-      state.baseline = undefined;
+      // The leaving Box's copies count until it is gone; by then each chunk's new keeper holds one.
       await sim.cluster.runFor(60_000);
       await sim.cluster.remove(leaving.id, { graceful: true });
     } else await sim.cluster.runFor(10 * 60_000);
@@ -356,6 +401,7 @@ export const bitrot: S = scenario({
         }
       }
       state.notes.push(`rotted ${state.rotted.length} blocks`);
+      state.mark = sim.mark(); // what the repair costs: measured from the rot
       await sim.cluster.settle(Promise.all(sim.upBoxes().map((b) => b.integrity.sweep())), { maxMs: 3_600_000, what: 'sweeps' });
     } else await sim.cluster.runFor(5 * 60_000);
   },
@@ -511,6 +557,169 @@ export const swarm: S = scenario({
   livenessBoundMs: () => 6 * 3_600_000,
 });
 
+/** Brick `n` Boxes at once (the home Box among them), let the grace period pass, note what happened. */
+async function brickAtOnce(state: ReserveState, n: number, ctx: RunContext<ReserveOptions>): Promise<void> {
+  const sim = state.sim;
+  const home = [...state.homes.keys()][0];
+  const others = sim.upBoxes().map((b) => b.id).filter((id) => id !== home).sort();
+  const victims = [home, ...ctx.rng.shuffle(others).slice(0, n - 1)];
+  for (const id of victims) {
+    sim.cluster.brick(id);
+    state.lost.push(id);
+  }
+  state.notes.push(`bricked ${victims.map((v) => v.slice(-6)).join(', ')} at once (${n} of ${ctx.options.boxes} Boxes, rf ${ctx.options.rf})`);
+}
+
+/** The Boxes that stay must be a strict majority, or nobody may declare the others dead. */
+function lossOptions(rng: SimRandom, o: Overrides, defaults: Partial<ReserveOptions>, lose: (rf: number) => number): ReserveOptions {
+  const opts = baseOptions(rng, o, defaults);
+  const n = lose(opts.rf);
+  if (n < 1 || 2 * (opts.boxes - n) <= opts.boxes) throw new InvalidInputError(`losing ${n} of ${opts.boxes} Boxes leaves no strict majority to declare them dead; use more --boxes`);
+  return opts;
+}
+
+export const loseRfMinus1: S = scenario({
+  name: 'lose-rf-1',
+  description: 'rf-1 Boxes bricked at once (the home Box among them): nothing is lost, rf is back after the grace period',
+  options: (rng, o) => lossOptions(rng, o, { boxes: 5, rf: 3 }, (rf) => rf - 1),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 2,
+  async step(state, ctx) {
+    if (ctx.step === 0) {
+      await brickAtOnce(state, ctx.options.rf - 1, ctx);
+      await state.sim.cluster.runFor(10 * 60_000);
+    } else await state.sim.cluster.runFor(GRACE_MS + 10 * 60_000);
+  },
+  livenessBoundMs: () => 6 * 3_600_000,
+});
+
+/** The files of each snapshot that need a chunk no disk holds an intact copy of (ground truth). */
+async function lostFiles(state: ReserveState): Promise<Map<string, { lost: number; files: Set<string> }>> {
+  const sim = state.sim;
+  const copies = sim.intactCopies();
+  const out = new Map<string, { lost: number; files: Set<string> }>();
+  for (const root of state.originals.keys()) {
+    const chunks = await sim.chunksOf(root);
+    if (!chunks) continue;
+    const lost = new Set(chunks.filter((c) => (copies.get(c) ?? 0) === 0));
+    if (lost.size === 0) continue;
+    const { files } = await sim.filesNeeding(root, lost);
+    out.set(root, { lost: lost.size, files: new Set(files) });
+  }
+  return out;
+}
+
+/** Every lost chunk reported once, with the snapshots and files that need it, as failure events. */
+const lossReportedPrecisely: C = {
+  name: 'loss-reported-precisely',
+  kind: 'liveness',
+  async check(state) {
+    const truth = await lostFiles(state);
+    if (truth.size === 0) return; // nothing was lost (every chunk had a copy on a Box that stayed)
+    const reported = new Map<string, { lost: number; files: Set<string> }>();
+    for (const { notice } of state.sim.notices) {
+      if (notice.type !== 'chunks-lost') continue;
+      const n = notice as Extract<Notice, { type: 'chunks-lost' }>;
+      const r = reported.get(n.root) ?? { lost: 0, files: new Set<string>() };
+      r.lost += n.lost;
+      for (const f of n.files) r.files.add(f);
+      reported.set(n.root, r);
+    }
+    const problems: string[] = [];
+    for (const [root, t] of truth) {
+      const r = reported.get(root);
+      if (!r) {
+        problems.push(`snapshot ${root.slice(-8)} lost ${t.lost} chunks (${t.files.size} files) and nobody said so`);
+        continue;
+      }
+      if (r.lost !== t.lost) problems.push(`snapshot ${root.slice(-8)}: ${r.lost} chunks reported lost, ${t.lost} are`);
+      const missing = [...t.files].filter((f) => !r.files.has(f));
+      const extra = [...r.files].filter((f) => !t.files.has(f));
+      if (missing.length || extra.length) problems.push(`snapshot ${root.slice(-8)}: files not reported ${missing.slice(0, 3).join(', ')}; reported but intact ${extra.slice(0, 3).join(', ')}`);
+      const events = state.sim.raised.filter((e) => e.kind === 'unacceptable-replication' && JSON.stringify(e.payload).includes(root));
+      if (events.length === 0) problems.push(`snapshot ${root.slice(-8)}: no unacceptable-replication event`);
+    }
+    for (const root of reported.keys()) if (!truth.has(root)) problems.push(`snapshot ${root.slice(-8)} reported lost but every chunk has a copy`);
+    if (problems.length === 0) state.notes.push(`lost: ${[...truth].map(([r, t]) => `snapshot ${r.slice(-8)}: ${t.lost} chunks, ${t.files.size} files`).join('; ')}; all reported`);
+    return problems;
+  },
+};
+
+/** Every chunk that still has a copy is back at the target copy count. */
+const survivorsReplicated: C = {
+  name: 'surviving-chunks-replicated',
+  kind: 'liveness',
+  async check(state) {
+    const u = await state.sim.underReplicated();
+    if (u.below > u.lost) return `${u.below - u.lost} chunks with a copy are below the target replication factor`;
+  },
+};
+
+export const loseRf: S = scenario({
+  name: 'lose-rf',
+  description: 'rf Boxes bricked at once: the chunks only they held are lost, and the loss is reported precisely (snapshots, files)',
+  options: (rng, o) => lossOptions(rng, o, { boxes: 5, rf: 2, minimum: 1 }, (rf) => rf),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 2,
+  async step(state, ctx) {
+    if (ctx.step === 0) {
+      await brickAtOnce(state, ctx.options.rf, ctx);
+      await state.sim.cluster.runFor(10 * 60_000);
+    } else await state.sim.cluster.runFor(GRACE_MS + 10 * 60_000);
+  },
+  whole: false,
+  liveness: [survivorsReplicated, lossReportedPrecisely],
+  livenessBoundMs: () => 6 * 3_600_000,
+});
+
+/** Every unrepairable block reported in an unresolved-conflict event naming it and the snapshots that need it. */
+const conflictReported: C = {
+  name: 'conflict-reported',
+  kind: 'liveness',
+  async check(state) {
+    const problems: string[] = [];
+    for (const cid of state.conflicted ?? []) {
+      const needing: string[] = [];
+      for (const root of state.originals.keys()) if ((await state.sim.chunksOf(root))?.includes(cid)) needing.push(root);
+      const events = state.sim.raised.filter((e) => e.kind === 'unresolved-conflict' && (e.payload as { block?: string }).block === cid);
+      if (events.length === 0) {
+        problems.push(`block ${cid.slice(-8)}: every copy is corrupt and no unresolved-conflict event names it`);
+        continue;
+      }
+      for (const e of events) {
+        const named = [...((e.payload as { snapshots?: string[] }).snapshots ?? [])].sort();
+        if (JSON.stringify(named) !== JSON.stringify(needing.sort())) problems.push(`block ${cid.slice(-8)}: event names snapshots [${named.map((r) => r.slice(-8))}], needed by [${needing.map((r) => r.slice(-8))}]`);
+      }
+    }
+    return problems;
+  },
+};
+
+export const conflict: S = scenario({
+  name: 'conflict',
+  description: 'every copy of some chunks is corrupt: the sweeps cannot repair them, and say which block and which snapshots',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 3 }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 2,
+  async step(state, ctx) {
+    const sim = state.sim;
+    if (ctx.step === 0) {
+      const root = [...state.originals.keys()][0];
+      const chunks = [...((await sim.chunksOf(root)) ?? [])].sort();
+      const victims = ctx.rng.shuffle(chunks).slice(0, 1 + ctx.rng.int(2));
+      state.conflicted = victims;
+      for (const b of sim.cluster.all().filter((x) => x.state === 'up')) {
+        for (const v of victims) b.blocks.rot(1, 1 + ctx.rng.int(3), ctx.rng.fork(`rot/${b.id}/${v}`), (cid) => cid.toString() === v);
+      }
+      state.notes.push(`corrupted every copy of ${victims.map((v) => v.slice(-8)).join(', ')}`);
+      state.mark = sim.mark();
+      await sim.cluster.settle(Promise.all(sim.upBoxes().map((b) => b.integrity.sweep())), { maxMs: 3_600_000, what: 'sweeps' });
+    } else await sim.cluster.runFor(10 * 60_000);
+  },
+  whole: false,
+  liveness: [conflictReported, lossReportedPrecisely],
+});
+
 export const SCENARIOS: Record<string, S> = {
   flood,
   'add-box': addBox,
@@ -520,6 +729,9 @@ export const SCENARIOS: Record<string, S> = {
   churn,
   'crash-mid-backup': crashMidBackup,
   swarm,
+  'lose-rf-1': loseRfMinus1,
+  'lose-rf': loseRf,
+  conflict,
 };
 
 export function scenarioByName(name: string): S {

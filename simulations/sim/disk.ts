@@ -47,6 +47,12 @@ export interface DiskOptions {
   readLatencyMs: number;
   /** What happens to writes still pending when the Box crashes. */
   crashMode: CrashMode;
+  /**
+   * Hand out a copy of a block's bytes on every read, so a caller that mutates what it read cannot change the
+   * disk (a real read returns fresh memory). Turn off only for huge runs (a simulated year of weekly integrity
+   * sweeps reads gigabytes); like the network's `copyPayloads`, it changes nothing the simulation computes.
+   */
+  copyReads: boolean;
 }
 
 export const DEFAULT_DISK: DiskOptions = {
@@ -56,6 +62,7 @@ export const DEFAULT_DISK: DiskOptions = {
   writeBytesPerSec: 200e6,
   readLatencyMs: 0,
   crashMode: 'lose',
+  copyReads: true,
 };
 
 /** One drive: the serial write queue, virtual time and randomness shared by the block and KV stores on it. */
@@ -191,8 +198,11 @@ export class SimDisk implements Blockstore {
   #live = new Map<string, Stored>();
   #durable = new Map<string, Stored>();
   readonly #pending = new Set<PendingBlockWrite>();
+  /** Pending writes per key (so a delete need not scan every pending write). */
+  readonly #pendingKeys = new Map<string, number>();
   #used = 0;
   readonly #main: Blockstore;
+  readonly #onDelete = new Set<(cid: CID) => void>();
 
   constructor(device: DiskDevice | Partial<DiskOptions> = {}) {
     this.device = device instanceof DiskDevice ? device : new DiskDevice(device);
@@ -249,7 +259,7 @@ export class SimDisk implements Blockstore {
         return afterRead(device, life, () => {
           const found = disk.#live.get(cid.toString());
           if (found === undefined) throw new BlockNotFoundError(cid);
-          return new Uint8Array(found.bytes);
+          return device.options.copyReads ? new Uint8Array(found.bytes) : found.bytes;
         });
       },
       has(cid, options) {
@@ -301,6 +311,7 @@ export class SimDisk implements Blockstore {
     } else if (old !== undefined) {
       this.#live.delete(key);
       this.#used -= old.bytes.byteLength;
+      for (const fn of this.#onDelete) fn(cid);
     }
     const s = this.device.scheduler;
     if (s === undefined) {
@@ -313,18 +324,25 @@ export class SimDisk implements Blockstore {
       const entry: PendingBlockWrite = { key, cid, stored, cancel: () => undefined };
       entry.cancel = s.at(this.device.reserve(bytes?.byteLength ?? 0), () => {
         this.#pending.delete(entry);
+        this.#unpend(key);
         this.#applyDurable(key, stored);
         this.device.writes++;
         this.device.bytesWritten += bytes?.byteLength ?? 0;
         if (life === undefined || life.alive) resolve();
       });
       this.#pending.add(entry);
+      this.#pendingKeys.set(key, (this.#pendingKeys.get(key) ?? 0) + 1);
     });
   }
 
   #hasPendingFor(key: string): boolean {
-    for (const p of this.#pending) if (p.key === key) return true;
-    return false;
+    return this.#pendingKeys.has(key);
+  }
+
+  #unpend(key: string): void {
+    const n = this.#pendingKeys.get(key) ?? 0;
+    if (n <= 1) this.#pendingKeys.delete(key);
+    else this.#pendingKeys.set(key, n - 1);
   }
 
   #applyDurable(key: string, stored: Stored | undefined): void {
@@ -358,6 +376,7 @@ export class SimDisk implements Blockstore {
       }
     }
     this.#pending.clear();
+    this.#pendingKeys.clear();
     this.#live = new Map(this.#durable);
     this.#used = 0;
     for (const s of this.#live.values()) this.#used += s.bytes.byteLength;
@@ -368,6 +387,7 @@ export class SimDisk implements Blockstore {
   brick(): void {
     for (const p of this.#pending) p.cancel();
     this.#pending.clear();
+    this.#pendingKeys.clear();
     this.#live = new Map();
     this.#durable = new Map();
     this.#used = 0;
@@ -397,6 +417,16 @@ export class SimDisk implements Blockstore {
   }
 
   // --- ground truth for checkers (synchronous, no virtual cost) ---
+
+  /**
+   * Call `fn` (synchronously, inside the deleting call) whenever a delete makes a block vanish from the visible
+   * state: checkers that must hold at every moment (say, "no block has fewer copies than before") look then.
+   * Returns the function that stops it.
+   */
+  onDelete(fn: (cid: CID) => void): () => void {
+    this.#onDelete.add(fn);
+    return () => this.#onDelete.delete(fn);
+  }
 
   /** Bytes of blocks currently visible. */
   get usedBytes(): number {

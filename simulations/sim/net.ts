@@ -403,22 +403,24 @@ export class SimNet {
   sendRequest(from: SimEndpoint, to: BoxId, id: number, protocol: string, data: Uint8Array, pending: PendingRequest): void {
     const node = from.node;
     const target = this.#nodes.get(to);
-    const fail = (afterMs: number, detail: string): void => {
-      this.trace.record('net.dial-fail', node.id, to, protocol, detail);
-      const entry = { cancel: () => undefined as void };
-      entry.cancel = this.scheduler.after(afterMs, () => {
-        from.life.untrack(entry);
-        pending.reject(new PeerUnreachableError(to, detail));
-      });
-      from.life.track(entry);
-    };
-    if (to === node.id) return fail(0, 'cannot dial self');
-    if (target === undefined || target.removed) return fail(this.#rtt(node.id, to), 'no such box');
-    if (this.options.discovery === 'exchange' && !node.known.has(to)) return fail(0, 'no known address');
-    if (!this.reachable(node.id, to)) return fail(this.options.dialTimeoutMs, 'dial timed out');
-    if (target.endpoint === undefined) return fail(this.#rtt(node.id, to), 'connection refused');
+    if (to === node.id) return this.#dialFailed(from, to, protocol, pending, 0, 'cannot dial self');
+    if (target === undefined || target.removed) return this.#dialFailed(from, to, protocol, pending, this.#rtt(node.id, to), 'no such box');
+    if (this.options.discovery === 'exchange' && !node.known.has(to)) return this.#dialFailed(from, to, protocol, pending, 0, 'no known address');
+    if (!this.reachable(node.id, to)) return this.#dialFailed(from, to, protocol, pending, this.options.dialTimeoutMs, 'dial timed out');
+    if (target.endpoint === undefined) return this.#dialFailed(from, to, protocol, pending, this.#rtt(node.id, to), 'connection refused');
     const payload = this.options.copyPayloads ? new Uint8Array(data) : data;
     this.#transmit(node, this.#path(node.id, to), { kind: 'req', id, protocol, data: payload, replyTo: from }, payload.byteLength + protocol.length);
+  }
+
+  /** A dial that cannot succeed: the request fails with PeerUnreachableError after `afterMs`. */
+  #dialFailed(from: SimEndpoint, to: BoxId, protocol: string, pending: PendingRequest, afterMs: number, detail: string): void {
+    this.trace.record('net.dial-fail', from.node.id, to, protocol, detail);
+    const entry = { cancel: noop };
+    entry.cancel = this.scheduler.after(afterMs, () => {
+      from.life.untrack(entry);
+      pending.reject(new PeerUnreachableError(to, detail));
+    });
+    from.life.track(entry);
   }
 
   /** @internal */
@@ -581,6 +583,52 @@ export class SimNet {
   }
 }
 
+function noop(): void {}
+
+/**
+ * One request of an endpoint, waiting for its outcome. Whatever ends it first (answer, refusal, timeout, abort)
+ * wins; the rest are no-ops. (A class rather than closures: one allocation per request on the hottest path.)
+ */
+class OutstandingRequest implements PendingRequest {
+  readonly timer = { cancel: noop };
+  #settled = false;
+  #onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly pending: Map<number, PendingRequest>,
+    readonly id: number,
+    readonly life: Life,
+    readonly settleOk: (data: Uint8Array) => void,
+    readonly settleError: (error: Error) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  /** Follow the caller's abort signal, if any. */
+  listen(): void {
+    if (this.signal === undefined) return;
+    this.#onAbort = () => this.reject(new AbortedError());
+    this.signal.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  resolve(data: Uint8Array): void {
+    if (this.#finish()) this.settleOk(data);
+  }
+
+  reject(error: Error): void {
+    if (this.#finish()) this.settleError(error);
+  }
+
+  #finish(): boolean {
+    if (this.#settled || !this.life.alive) return false;
+    this.#settled = true;
+    this.pending.delete(this.id);
+    this.timer.cancel();
+    this.life.untrack(this.timer);
+    if (this.#onAbort !== undefined) this.signal?.removeEventListener('abort', this.#onAbort);
+    return true;
+  }
+}
+
 function copyMessage(msg: Message): Message {
   if (msg.kind === 'res' && !msg.ok) return msg;
   return { ...msg, data: new Uint8Array(msg.data) };
@@ -633,26 +681,10 @@ export class SimEndpoint implements Network {
     const scheduler = this.#net.scheduler;
     return new Promise<Uint8Array>((resolve, reject) => {
       const id = this.#net.newRequestId();
-      let settled = false;
-      const timer = { cancel: () => undefined as void };
-      // Whatever ends the request first (answer, refusal, timeout, abort) wins; the rest are no-ops.
-      const finish = (settle: () => void): void => {
-        if (settled || !life.alive) return;
-        settled = true;
-        this.#pending.delete(id);
-        timer.cancel();
-        life.untrack(timer);
-        signal?.removeEventListener('abort', onAbort);
-        settle();
-      };
-      const onAbort = (): void => finish(() => reject(new AbortedError()));
-      timer.cancel = scheduler.after(timeoutMs, () => finish(() => reject(new RequestTimeoutError(to, protocol, timeoutMs))));
-      life.track(timer);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const pending: PendingRequest = {
-        resolve: (answer) => finish(() => resolve(answer)),
-        reject: (error) => finish(() => reject(error)),
-      };
+      const pending = new OutstandingRequest(this.#pending, id, life, resolve, reject, signal);
+      pending.timer.cancel = scheduler.after(timeoutMs, () => pending.reject(new RequestTimeoutError(to, protocol, timeoutMs)));
+      life.track(pending.timer);
+      pending.listen();
       this.#pending.set(id, pending);
       this.#net.sendRequest(this, to, id, protocol, data, pending);
     });

@@ -355,6 +355,8 @@ export class Life {
   }
 }
 
+function noop(): void {}
+
 /** A promise that never settles (what a dead process's pending operations become). */
 export function never<T>(): Promise<T> {
   return new Promise<T>(() => undefined);
@@ -374,7 +376,7 @@ export class SimClock implements Clock {
   setTimer(ms: number, fn: () => void): () => void {
     const life = this.life;
     if (!life.alive) return () => undefined;
-    const entry = { cancel: () => undefined as void };
+    const entry = { cancel: noop };
     const cancelEvent = this.scheduler.after(ms, () => {
       life.untrack(entry);
       if (life.alive) fn();
