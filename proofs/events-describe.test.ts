@@ -29,7 +29,7 @@ describe('describeEvent', () => {
     [ev('keeper-health', { metric: 'disk-corruption', keeper: B, blocks: [SNAP], totalBlocks: 1 }), "1 corrupt block found on Parents's disk, quarantined and being re-fetched"],
     [
       ev('limitation-imminent', { limitation: 'disk-capacity', subject: B, value: 900 * 2 ** 30, limit: 2 ** 40, eta: T + 6 * 86_400_000, method: 'holt-linear', slope: 1, windowMs: 7 * 86_400_000 }),
-      'disk capacity of Parents is 900 GiB of 1.0 TiB; at its current growth it reaches the limit in 6 days',
+      'disk capacity of Parents is 900.0 GiB of 1.0 TiB; at its current growth it reaches the limit in 6 days',
     ],
     [ev('limitation-encountered', { limitation: 'files-per-directory', subject: 'Photos/2024', value: 120_000, limit: 100_000 }), 'files in one directory of Photos/2024 is 120000, over the limit of 100000'],
   ];

@@ -3,6 +3,7 @@
  * are shortened to their last 8 characters unless `name` knows a better name; times are relative to the event's
  * own time (this module has no clock).
  */
+import { bytesText } from '../forecast/limits.ts';
 import type { BoxId } from '../net.ts';
 import type { EventEnvelope, PayloadByKind } from './types.ts';
 
@@ -15,16 +16,7 @@ const shortId = (id: string) => (id.length > 12 ? `…${id.slice(-8)}` : id);
 /** Snapshot and block ids as `reserve snapshots` shows them: the last 12 characters. */
 const shortCid = (cid: string) => (cid.length > 12 ? `…${cid.slice(-12)}` : cid);
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
-}
+const bytes = bytesText;
 
 /** 45 s, 12 min, 3.5 h, 2 days. */
 export function humanDuration(ms: number): string {

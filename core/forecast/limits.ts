@@ -73,7 +73,8 @@ export interface CheckLimitsResult {
   omitted: number;
 }
 
-function bytesText(n: number): string {
+/** 1.5 GiB, 900.0 MiB, 12 B. */
+export function bytesText(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = n;
   let u = 0;
