@@ -89,7 +89,8 @@ describe('a reserve of three Box runtimes', () => {
       async () => {
         const s = await apiA.status();
         const p = s.snapshots[0]?.protection;
-        return p && p.chunks > 0 && p.atTarget === p.chunks ? s : undefined;
+        // and every member's own report (reserve/report/1, re-measured at most every 10 s) shows what it holds
+        return p && p.chunks > 0 && p.atTarget === p.chunks && s.boxes.every((b) => (b.used ?? 0) > 0) ? s : undefined;
       },
       40_000,
     );
@@ -98,7 +99,7 @@ describe('a reserve of three Box runtimes', () => {
     expect(status.boxes.map((x) => x.id).sort()).toEqual([a.id, b.id, c.id].sort());
     expect(status.boxes.every((x) => x.reachable && x.status === 'active')).toBe(true);
     expect(status.boxes.find((x) => x.self)!.used).toBeGreaterThan(0);
-    // every member reports what it holds (reserve/report/1): at RF 3 on 3 Boxes, each holds every block
+    // at RF 3 on 3 Boxes each holds every block, and says so
     for (const b of status.boxes) expect(b.used, b.id).toBeGreaterThan(0);
 
     const target = join(base, 'restored');
