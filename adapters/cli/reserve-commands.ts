@@ -13,7 +13,7 @@ import * as fs from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../core/errors.ts';
-import { describeEvent } from '../../core/events/describe.ts';
+import { describeEvent, humanDuration } from '../../core/events/describe.ts';
 import type { EventEnvelope, Severity } from '../../core/events/types.ts';
 import { DAEMON_FILE, type DaemonFile, type ReserveStatus } from '../daemon/api.ts';
 import type { BoxNotice } from '../runtime/runtime.ts';
@@ -57,11 +57,7 @@ const short = (id: string) => (id.length > 16 ? `…${id.slice(-10)}` : id);
 
 function ago(ms: number | null, now: number): string {
   if (ms === null) return 'never';
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 5) return 'now';
-  if (s < 120) return `${s} s ago`;
-  if (s < 7200) return `${Math.round(s / 60)} min ago`;
-  return `${Math.round(s / 3600)} h ago`;
+  return now - ms < 5000 ? 'now' : `${humanDuration(now - ms)} ago`;
 }
 
 function eventLine(e: EventEnvelope): string {
