@@ -36,6 +36,8 @@ interface Options {
   datasets: string;
   reserveRoot: string;
   benchDir: string;
+  /** Scratch for copies, repositories, restored trees and profiles (data sets stay in benchDir, shared). */
+  workDir: string;
   out: string;
 }
 
@@ -49,6 +51,8 @@ const HELP = `usage: npm run bench -- [options]
   --datasets DIR   where gen_data.py and modify_data.py are (default ../shared/datasets)
   --reserve-root D run Reserve from another checkout D (e.g. a prototype copy under /tmp) instead of this one
                    (env BENCH_RESERVE_ROOT); the data sets and results stay in this project's .bench/
+  --work DIR       scratch directory for copies, repositories, restored trees and profiles (default .bench;
+                   env BENCH_WORK_DIR), so two benches can run at once; the data sets stay in .bench
   --out FILE       JSON results (default .bench/backup-results.json)`;
 
 function parseOptions(argv: string[]): Options {
@@ -64,6 +68,7 @@ function parseOptions(argv: string[]): Options {
     datasets: resolve(PROJECT_ROOT, '..', 'shared', 'datasets'),
     reserveRoot: env.BENCH_RESERVE_ROOT ? resolve(env.BENCH_RESERVE_ROOT) : PROJECT_ROOT,
     benchDir,
+    workDir: env.BENCH_WORK_DIR ? resolve(env.BENCH_WORK_DIR) : benchDir,
     out: join(benchDir, 'backup-results.json'),
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
@@ -104,6 +109,9 @@ function parseOptions(argv: string[]): Options {
       case '--reserve-root':
         o.reserveRoot = resolve(value() ?? usage('--reserve-root needs a directory'));
         if (!existsSync(join(o.reserveRoot, 'bin', 'reserve.mjs'))) usage(`${o.reserveRoot} has no bin/reserve.mjs`);
+        break;
+      case '--work':
+        o.workDir = resolve(value() ?? usage('--work needs a directory'));
         break;
       case '--out':
         o.out = resolve(value() ?? usage('--out needs a file'));
@@ -321,10 +329,10 @@ async function main(): Promise<void> {
   const modify = join(o.datasets, 'modify_data.py');
   if (!existsSync(modify)) fail(`${modify} is missing (use --datasets DIR)`);
 
-  const work = join(o.benchDir, 'work');
+  const work = join(o.workDir, 'work');
   rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   mkdirSync(work, { recursive: true });
-  setScratchDir(join(o.benchDir, 'tmp'));
+  setScratchDir(join(o.workDir, 'tmp'));
   const tools = o.tools.map((t) => makeTool(t, work, o.reserveRoot));
   const versions = Object.fromEntries(tools.map((t) => [t.name, t.version()]));
   const rec = new Recorder(gnuTime);
@@ -405,7 +413,7 @@ async function main(): Promise<void> {
   let profiles: Record<string, ThreadProfile[]> | undefined;
   if (o.profile) {
     profiles = {};
-    const profRoot = join(o.benchDir, 'profiles');
+    const profRoot = join(o.workDir, 'profiles');
     rmSync(profRoot, { recursive: true, force: true });
     const pw = join(work, 'profile');
     note('profiling Reserve (node --cpu-prof; these runs are slower and are not counted)');
