@@ -46,6 +46,7 @@ import {
   encodeRefused,
   encodeStored,
   frameLimits,
+  type Frame,
   kindName,
 } from './codec.ts';
 import { BlockMismatchError, FrameTooLargeError, IdleTimeoutError, StreamEndedError, TransferInterruptedError, UnexpectedFrameError } from './errors.ts';
@@ -252,90 +253,105 @@ export async function fetchBlocksOverStream(
   }
 }
 
-/** Server side of one `/reserve/blocks/1.0.0` stream. Resolves when the stream is done (either way). */
-export async function serveBlocksOverStream(stream: Stream, getter: BlockGetter, options: ServeBlocksOptions = {}, stopSignal?: AbortSignal): Promise<void> {
-  const maxBlock = options.maxBlockBytes ?? Limits.block;
-  const readAhead = Math.max(1, options.readAhead ?? 8);
-  // The idle countdown runs only while we wait for the client's next frame with nothing left to send: time spent
-  // blocked on its backpressure (a slow consumer) or on our own getter is not silence.
-  const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, stopSignal);
-  const fs = new FramedStream(
-    stream,
-    frameLimits([
-      [FrameKind.Want, WANT_FRAME_LIMIT],
-      [FrameKind.Done, 0],
-    ]),
-    { readHighWaterBytes: 2 * WANT_FRAME_LIMIT },
-  );
+/**
+ * The shape both servers share: a reader turns the client's frames into items; up to `startAhead` items are
+ * started at once (in order); their answers go back strictly in order, every answer that is ready together in one
+ * write (up to `batchBytes` of payload); the reader stops reading while `maxUnanswered` items are unanswered, so
+ * the stream pauses and flow control holds the client back; Done from the client, once every item is answered,
+ * gets Done back. The idle countdown runs only while we wait for the client with nothing left to answer: time
+ * spent blocked on its backpressure (a slow consumer) or on our own work is not silence.
+ */
+interface OrderedServer<T, R> {
+  /** Frames the client may send besides Done, with their size limits. */
+  limits: Array<[number, number]>;
+  readHighWaterBytes: number;
+  idleTimeoutMs: number;
+  /** Items not yet answered at which the reader stops reading. */
+  maxUnanswered: number;
+  /** Items started and not yet answered, at most. */
+  startAhead: number;
+  /** Payload bytes of answers packed into one write, at most (one answer may exceed it alone). */
+  batchBytes: number;
+  /** The items in one client frame (throws on a malformed one). */
+  itemsOf(frame: Frame): T[];
+  /** Start the work for one item. */
+  start(item: T, signal: AbortSignal): Promise<R>;
+  /** The answer for an item whose work finished with `result`, and its payload size for batching. */
+  answer(item: T, result: R): { frame: OutFrame; bytes: number };
+}
+
+async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, stopSignal?: AbortSignal): Promise<void> {
+  const idle = new IdleTimer(spec.idleTimeoutMs, stopSignal);
+  const fs = new FramedStream(stream, frameLimits([...spec.limits, [FrameKind.Done, 0]]), { readHighWaterBytes: spec.readHighWaterBytes });
   const signal = idle.signal;
-  // the client went away: stop reading blocks for it
+  // the client went away: stop working for it
   const onClose = () => idle.controller.abort(new StreamEndedError('the client closed the stream'));
   stream.addEventListener('close', onClose);
-  const queue: CID[] = []; // wanted, not started yet
-  // started, in order; `done` once the getter answered (so answers ready together go out in one send)
-  const pending: Array<{ cid: CID; bytes: Promise<Uint8Array | undefined>; done: boolean }> = [];
+  const queued: T[] = []; // read, not started yet
+  // started, in order; `done` once the work finished (so answers ready together go out in one write)
+  const started: Array<{ item: T; result: Promise<R>; done: boolean }> = [];
   let clientDone = false;
   let failure: { error: unknown } | undefined;
   const readerWaits = new Waiter();
-  const senderWaits = new Waiter();
+  const writerWaits = new Waiter();
   const fail = (error: unknown) => {
     failure ??= { error };
     if (!idle.signal.aborted) idle.controller.abort(error);
     readerWaits.wake();
-    senderWaits.wake();
+    writerWaits.wake();
+  };
+  // called whenever an item is read or answered, so work starts as soon as there is room for it
+  const startMore = () => {
+    while (started.length < spec.startAhead && queued.length > 0 && !failure) {
+      const item = queued.shift()!;
+      const entry = { item, result: Promise.resolve().then(() => spec.start(item, signal)), done: false };
+      entry.result.then(
+        () => (entry.done = true),
+        () => undefined,
+      );
+      started.push(entry);
+    }
   };
   const reader = (async () => {
     for (;;) {
-      while (queue.length >= Limits.wantCids && !failure) await readerWaits.wait();
+      while (queued.length + started.length >= spec.maxUnanswered && !failure) await readerWaits.wait();
       if (failure) return;
-      if (queue.length === 0 && pending.length === 0) idle.ensure();
+      if (queued.length === 0 && started.length === 0) idle.ensure();
       const frame = await fs.read(signal);
       idle.stop();
       if (frame === undefined) throw new StreamEndedError('the client closed before Done');
       if (frame.kind === FrameKind.Done) {
         decodeEmpty(frame.payload, 'Done');
         clientDone = true;
-        senderWaits.wake();
+        writerWaits.wake();
         return;
       }
-      for (const cid of decodeCidList(frame.payload)) queue.push(cid);
-      senderWaits.wake();
+      for (const item of spec.itemsOf(frame)) queued.push(item);
+      startMore();
+      writerWaits.wake();
     }
   })();
   reader.catch(fail);
   try {
     for (;;) {
-      // read ahead: up to `readAhead` getter calls in flight, across Want frames; answers sent strictly in order
-      while (pending.length < readAhead && queue.length > 0) {
-        const cid = queue.shift()!;
-        const entry = { cid, bytes: Promise.resolve().then(() => getter(cid, { signal })), done: false };
-        entry.bytes.then(
-          () => (entry.done = true),
-          () => undefined,
-        );
-        pending.push(entry);
-        readerWaits.wake();
-      }
       if (failure) throw failure.error;
-      if (pending.length === 0) {
+      if (started.length === 0) {
         if (clientDone) break;
-        await senderWaits.wait();
+        await writerWaits.wait();
         continue;
       }
-      // the next answer, and every answer after it that is ready too (up to BATCH_BYTES), in one write
       const out: OutFrame[] = [];
       let size = 0;
       do {
-        const { cid, bytes: next } = pending.shift()!;
-        const bytes = await next;
-        if (bytes === undefined) {
-          out.push({ kind: FrameKind.Missing, parts: encodeMissing(cid) });
-        } else {
-          if (bytes.byteLength > maxBlock) throw new FrameTooLargeError(`block ${cid.toString()}`, bytes.byteLength, maxBlock);
-          out.push({ kind: FrameKind.Block, parts: bytes, prefix: blockPrefix(cid) });
-          size += bytes.byteLength;
-        }
-      } while (pending.length > 0 && pending[0].done && size < BATCH_BYTES);
+        const head = started[0];
+        const result = await head.result;
+        started.shift();
+        startMore();
+        const { frame, bytes } = spec.answer(head.item, result);
+        out.push(frame);
+        size += bytes;
+      } while (started.length > 0 && started[0].done && size < spec.batchBytes);
+      readerWaits.wake();
       await fs.writeFrames(out, signal);
     }
     await fs.write(FrameKind.Done, [], signal);
@@ -348,6 +364,33 @@ export async function serveBlocksOverStream(stream: Stream, getter: BlockGetter,
     stream.removeEventListener('close', onClose);
     idle.stop();
   }
+}
+
+/**
+ * Server side of one `/reserve/blocks/1.0.0` stream: at most 1024 wanted CIDs queued beyond the frame being read,
+ * `readAhead` getter calls running ahead of the stream across Want frames. Resolves when the stream is done.
+ */
+export function serveBlocksOverStream(stream: Stream, getter: BlockGetter, options: ServeBlocksOptions = {}, stopSignal?: AbortSignal): Promise<void> {
+  const maxBlock = options.maxBlockBytes ?? Limits.block;
+  return serveOrdered<CID, Uint8Array | undefined>(
+    stream,
+    {
+      limits: [[FrameKind.Want, WANT_FRAME_LIMIT]],
+      readHighWaterBytes: 2 * WANT_FRAME_LIMIT,
+      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      maxUnanswered: Limits.wantCids,
+      startAhead: Math.max(1, options.readAhead ?? 8),
+      batchBytes: BATCH_BYTES,
+      itemsOf: (frame) => decodeCidList(frame.payload),
+      start: async (cid, signal) => getter(cid, { signal }),
+      answer: (cid, bytes) => {
+        if (bytes === undefined) return { frame: { kind: FrameKind.Missing, parts: encodeMissing(cid) }, bytes: 0 };
+        if (bytes.byteLength > maxBlock) throw new FrameTooLargeError(`block ${cid.toString()}`, bytes.byteLength, maxBlock);
+        return { frame: { kind: FrameKind.Block, parts: bytes, prefix: blockPrefix(cid) }, bytes: bytes.byteLength };
+      },
+    },
+    stopSignal,
+  );
 }
 
 /** Stores one pushed block: true once durable, false when refused (its bytes do not hash to its CID). */
@@ -362,86 +405,26 @@ export interface ServePushOptions {
   idleTimeoutMs?: number;
 }
 
-/** Server side of one `/reserve/blocks-push/1.0.0` stream. Resolves when the stream is done (either way). */
-export async function servePushOverStream(stream: Stream, putter: BlockPutter, options: ServePushOptions = {}, stopSignal?: AbortSignal): Promise<void> {
+/**
+ * Server side of one `/reserve/blocks-push/1.0.0` stream: up to `concurrency` blocks being stored at once (the
+ * reader stops while they are). Resolves when the stream is done.
+ */
+export function servePushOverStream(stream: Stream, putter: BlockPutter, options: ServePushOptions = {}, stopSignal?: AbortSignal): Promise<void> {
   const maxBlock = options.maxBlockBytes ?? Limits.block;
   const concurrency = Math.max(1, options.concurrency ?? 16);
-  const idle = new IdleTimer(options.idleTimeoutMs ?? 30_000, stopSignal);
-  const fs = new FramedStream(
+  return serveOrdered<{ cid: CID; bytes: Uint8Array }, boolean>(
     stream,
-    frameLimits([
-      [FrameKind.Put, blockFrameLimit(maxBlock)],
-      [FrameKind.Done, 0],
-    ]),
-    { readHighWaterBytes: Math.max(8 * 1024 * 1024, 2 * maxBlock) },
+    {
+      limits: [[FrameKind.Put, blockFrameLimit(maxBlock)]],
+      readHighWaterBytes: Math.max(8 * 1024 * 1024, 2 * maxBlock),
+      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      maxUnanswered: concurrency,
+      startAhead: concurrency,
+      batchBytes: Number.POSITIVE_INFINITY,
+      itemsOf: (frame) => [decodePut(frame.payload, maxBlock)],
+      start: (put, signal) => putter(put.cid, put.bytes, { signal }),
+      answer: (put, ok) => ({ frame: { kind: ok ? FrameKind.Stored : FrameKind.Refused, parts: ok ? encodeStored(put.cid) : encodeRefused(put.cid) }, bytes: 0 }),
+    },
+    stopSignal,
   );
-  const signal = idle.signal;
-  const onClose = () => idle.controller.abort(new StreamEndedError('the client closed the stream'));
-  stream.addEventListener('close', onClose);
-  const inflight: Array<{ cid: CID; stored: Promise<boolean>; done: boolean }> = [];
-  let clientDone = false;
-  let failure: { error: unknown } | undefined;
-  const readerWaits = new Waiter();
-  const writerWaits = new Waiter();
-  const fail = (error: unknown) => {
-    failure ??= { error };
-    if (!idle.signal.aborted) idle.controller.abort(error);
-    readerWaits.wake();
-    writerWaits.wake();
-  };
-  const reader = (async () => {
-    for (;;) {
-      // stop reading while `concurrency` blocks are being stored: the stream pauses, the client is held back
-      while (inflight.length >= concurrency && !failure) await readerWaits.wait();
-      if (failure) return;
-      if (inflight.length === 0) idle.ensure();
-      const frame = await fs.read(signal);
-      idle.stop();
-      if (frame === undefined) throw new StreamEndedError('the client closed before Done');
-      if (frame.kind === FrameKind.Done) {
-        decodeEmpty(frame.payload, 'Done');
-        clientDone = true;
-        writerWaits.wake();
-        return;
-      }
-      const { cid, bytes } = decodePut(frame.payload, maxBlock);
-      const entry = { cid, stored: Promise.resolve().then(() => putter(cid, bytes, { signal })), done: false };
-      entry.stored.then(
-        () => (entry.done = true),
-        () => undefined,
-      );
-      inflight.push(entry);
-      writerWaits.wake();
-    }
-  })();
-  reader.catch(fail);
-  try {
-    for (;;) {
-      if (failure) throw failure.error;
-      if (inflight.length === 0) {
-        if (clientDone) break;
-        await writerWaits.wait();
-        continue;
-      }
-      // the next answer, and every answer after it that is ready too, in one write
-      const out: OutFrame[] = [];
-      do {
-        const head = inflight[0];
-        const ok = await head.stored;
-        inflight.shift();
-        out.push({ kind: ok ? FrameKind.Stored : FrameKind.Refused, parts: ok ? encodeStored(head.cid) : encodeRefused(head.cid) });
-      } while (inflight.length > 0 && inflight[0].done);
-      readerWaits.wake();
-      await fs.writeFrames(out, signal);
-    }
-    await fs.write(FrameKind.Done, [], signal);
-    await fs.closeWrite(signal);
-  } catch (err) {
-    fail(err);
-    await endWithError(stream, fs, failure!.error);
-  } finally {
-    await reader.catch(() => undefined);
-    stream.removeEventListener('close', onClose);
-    idle.stop();
-  }
 }
