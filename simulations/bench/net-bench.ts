@@ -519,6 +519,24 @@ async function main(): Promise<void> {
     if (raw) {
       console.log(`  ratio box-rf3 wire / raw-tcp: ${(box.wireMibPerSec / raw.mibPerSec).toFixed(3)}; restore / raw-tcp: ${(box.restoreMibPerSec / raw.mibPerSec).toFixed(3)} (target >= 1/3)`);
     }
+    // The ceiling of the replication itself: every MiB on the wire is sent by one Box and received by another, and
+    // all the Boxes share this machine's cores. With the per-MiB CPU of the bare block protocol (both ends), even a
+    // Box doing nothing else per block could not move more than cores / that; the Box's own cost shows what the
+    // rest (store writes, fsyncs, per-block work of the keeper) adds.
+    const wireMib = box.wireMibPerSec * box.replicateSeconds;
+    const boxMsPerWireMib = (box.replicateCpuSeconds * 1000) / wireMib;
+    const cores = cpus().length;
+    if (blocks) {
+      const protocolMs = blocks.clientCpuMsPerMiB + blocks.serverCpuMsPerMiB;
+      const ceilingMibs = (cores * 1000) / protocolMs;
+      console.log(
+        `  box-rf3 ceiling: the block protocol costs ${protocolMs.toFixed(1)} CPU ms per MiB on the wire (sender + receiver), so ${cores} cores move at most ` +
+          `${ceilingMibs.toFixed(0)} MiB/s${raw ? ` (ratio ${(ceilingMibs / raw.mibPerSec).toFixed(3)})` : ''}; the Boxes spent ${boxMsPerWireMib.toFixed(1)} CPU ms per MiB on the wire ` +
+          `(${((protocolMs / boxMsPerWireMib) * 100).toFixed(0)}% of it the block protocol)`,
+      );
+    } else {
+      console.log(`  box-rf3 CPU per MiB on the wire: ${boxMsPerWireMib.toFixed(1)} ms (all Boxes; run the blocks+psk section too for the protocol's share)`);
+    }
   }
 }
 
