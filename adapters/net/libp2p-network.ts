@@ -69,6 +69,7 @@ import {
 import { BlockSessions, PUSH_PROTOCOL_ID } from './block-sessions.ts';
 import { FramedStream } from './framed-stream.ts';
 import { ReservePskProtector, type PskCipher } from './psk.ts';
+import { noiseCrypto } from './noise-crypto.ts';
 
 export interface ProtocolLimits {
   maxRequestBytes: number;
@@ -287,7 +288,7 @@ export class Libp2pNetwork implements Network {
       addresses: { listen: this.#o.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
       transports: [tcp()],
       connectionProtector: () => this.#protector,
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [noise({ crypto: noiseCrypto })],
       streamMuxers: [
         yamux({
           // the stream's read buffer must hold a full window while a reader pauses (framed-stream.ts)

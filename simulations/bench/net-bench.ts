@@ -4,7 +4,8 @@
  * Every section runs a sender and a receiver as two separate local processes (this script re-invoked with
  * `--role`), over 127.0.0.1, 1 MiB at a time:
  *   raw-tcp        node:net, the ceiling
- *   libp2p         a libp2p 3 stream: TCP + noise + yamux, no PSK          (what libp2p itself costs)
+ *   libp2p         a libp2p 3 stream: TCP + noise + yamux, no PSK, configured as Reserve's network configures
+ *                  them (noise-crypto.ts)                                    (what libp2p itself costs)
  *   libp2p+psk     the same with Reserve's PSK protector (AES-256-CTR)      (what the private network costs)
  *   blocks+psk     Reserve's Libp2pNetwork: fetchBlocks over /reserve/blocks/1.0.0, each block verified against
  *                  its CID on receipt                                       (the number that matters)
@@ -139,10 +140,11 @@ async function libp2pNode(psk: boolean, cipher: Args['cipher']) {
   const { noise } = await import('@chainsafe/libp2p-noise');
   const { yamux } = await import('@chainsafe/libp2p-yamux');
   const { reservePsk, pskFromSecret } = await import('../../adapters/net/psk.ts');
+  const { noiseCrypto } = await import('../../adapters/net/noise-crypto.ts');
   return createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 8 * MIB, maxReadBufferLength: 16 * MIB } })],
     ...(psk ? { connectionProtector: reservePsk({ psk: pskFromSecret('net-bench-secret-0123456789abcdef'), cipher }) } : {}),
   });
