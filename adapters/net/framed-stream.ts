@@ -77,11 +77,13 @@ export class FramedStream {
 
   #onData(data: Uint8Array | Iterable<Uint8Array>): void {
     if (this.#error !== undefined || this.#ended) return;
+    let completed = false;
     try {
       this.#decoder.push(data);
       for (let f = this.#decoder.next(); f; f = this.#decoder.next()) {
         this.#frames.push(f);
         this.#queuedBytes += f.payload.byteLength;
+        completed = true;
       }
     } catch (err) {
       this.#fail(err);
@@ -99,7 +101,8 @@ export class FramedStream {
         if (this.#queuedBytes > this.#readHigh && this.stream.readStatus === 'readable') this.stream.pause();
       });
     }
-    this.#notify();
+    // a block arrives in many muxer messages: wake the reader only when one completed a frame
+    if (completed) this.#notify();
   }
 
   #onEnd(): void {
