@@ -290,6 +290,38 @@ describe('FastCDC over a stream of windows', () => {
   });
 });
 
+describe('the WebAssembly gear loop', () => {
+  it('runs here (Node has WebAssembly), so the golden boundaries below pin it', () => {
+    expect(new FastCdc().wasm).toBe(true);
+    expect(new FastCdc(DEFAULT_CHUNKER, { wasm: false }).wasm).toBe(false);
+  });
+
+  it('chunker: WebAssembly and JS gear loops give the same boundaries, whole and cut by cut', () => {
+    fc.assert(
+      fc.property(paramsArb, dataArb(20_000), fc.boolean(), fc.nat({ max: 19_999 }), (params, data, eof, at) => {
+        const wasm = new FastCdc(params);
+        const js = new FastCdc(params, { wasm: false });
+        expect(wasm.boundaries(data, eof)).toEqual(js.boundaries(data, eof));
+        const start = Math.min(at, data.length);
+        expect(wasm.cut(data, start, data.length, eof)).toBe(js.cut(data, start, data.length, eof));
+      }),
+      propertyOptions('chunker: WebAssembly and JS gear loops give the same boundaries, whole and cut by cut', { numRuns: 200 }),
+    );
+  });
+
+  it('chunker: a buffer larger than the scanner segment, and one changed between calls, cut as in JS', () => {
+    const big = seededBytes(7, 21 * 1024 * 1024 + 5);
+    const wasm = new FastCdc();
+    const js = new FastCdc(DEFAULT_CHUNKER, { wasm: false });
+    const want = js.boundaries(big, true);
+    expect(wasm.boundaries(big, true)).toEqual(want);
+    // The same array edited in place: nothing of the previous call's copy may be reused.
+    big.fill(0, 0, 4 * 1024 * 1024);
+    expect(wasm.boundaries(big, false)).toEqual(js.boundaries(big, false));
+    expect(wasm.cut(big, 0, big.length, true)).toBe(2 * 1024 * 1024); // zeros: no boundary, cut at max
+  });
+});
+
 describe('WorkerChunking agrees with inlineChunking', () => {
   let small: WorkerChunking;
   let dflt: WorkerChunking;
@@ -349,6 +381,20 @@ describe('WorkerChunking agrees with inlineChunking', () => {
       const w = await inline.chunk(inputs[i], i % 2 === 0);
       expect(answers[i].ends).toEqual(w.ends);
       expect(answers[i].digests.map((d) => Buffer.from(d).toString('hex'))).toEqual(w.digests.map((d) => Buffer.from(d).toString('hex')));
+    }
+  });
+
+  it('a window in shared memory is chunked in place: same answer as inline, same memory back', async () => {
+    const inline = inlineChunking();
+    const bytes = seededBytes(23, 5 * 1024 * 1024 + 17);
+    const shared = new Uint8Array(new SharedArrayBuffer(bytes.length + 100), 50, bytes.length);
+    shared.set(bytes);
+    for (const eof of [true, false]) {
+      const want = await inline.chunk(bytes, eof);
+      const got = await dflt.chunk(shared, eof, true);
+      expect(got.data).toBe(shared);
+      expect(got.ends).toEqual(want.ends);
+      expect(got.digests.map((d) => Buffer.from(d).toString('hex'))).toEqual(want.digests.map((d) => Buffer.from(d).toString('hex')));
     }
   });
 

@@ -1,7 +1,8 @@
 /**
  * ChunkingService on worker threads: FastCDC and sha2-256 run on every core while the main thread does I/O.
- * Windows are transferred (not copied) to a worker and back; blocks to hash are copied, since their memory may
- * be shared with other buffers. Results are identical to the in-process service (a test proves it).
+ * Windows in shared memory are read by the worker in place; others are transferred (not copied) to a worker and
+ * back; blocks to hash are copied, since their memory may be shared with other buffers. Results are identical to
+ * the in-process service (a test proves it).
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -10,7 +11,7 @@ import { CHUNK_WORKER_KEY, bundledSync } from '../../bin/bundle.mjs';
 import type { ChunkedWindow, ChunkingService } from '../../core/snapshot/ports.ts';
 
 export type WorkerRequest =
-  | { id: number; op: 'chunk'; buffer: ArrayBuffer; offset: number; length: number; eof: boolean }
+  | { id: number; op: 'chunk'; buffer: ArrayBuffer | SharedArrayBuffer; offset: number; length: number; eof: boolean }
   | { id: number; op: 'digest'; blocks: Uint8Array[] }
   | { id: number; op: 'hash'; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[] };
 
@@ -94,10 +95,15 @@ export class WorkerChunking implements ChunkingService {
   async chunk(data: Uint8Array, eof: boolean, owned = false): Promise<ChunkedWindow> {
     // Read before the transfer: a transferred buffer is detached, and every view of it then has length 0.
     const length = data.byteLength;
-    // Transfer only a buffer this window owns outright (or that the caller handed over); otherwise copy it.
+    // Shared memory is read by the worker where it lies (nothing moves, nothing is copied). Otherwise transfer a
+    // buffer this window owns outright (or that the caller handed over), and copy any other.
+    if (data.buffer instanceof SharedArrayBuffer) {
+      const res = await this.#call({ id: this.#nextId++, op: 'chunk', buffer: data.buffer, offset: data.byteOffset, length, eof }, []);
+      return { data, ends: res.ends!, digests: splitDigests(res.digests) };
+    }
     let buffer = data.buffer as ArrayBuffer;
     let offset = data.byteOffset;
-    if (buffer instanceof SharedArrayBuffer || (!owned && (offset !== 0 || data.byteLength !== buffer.byteLength))) {
+    if (!owned && (offset !== 0 || data.byteLength !== buffer.byteLength)) {
       const own = new Uint8Array(data.byteLength);
       own.set(data);
       buffer = own.buffer;

@@ -14,8 +14,13 @@ port.on('message', (req: WorkerRequest) => {
       const { ends, digests } = chunkWindow(cdc, data, req.eof);
       const packed = new Uint8Array(digests.length * 32);
       digests.forEach((d, i) => packed.set(d, i * 32));
-      const res: WorkerResponse = { id: req.id, ok: true, buffer: req.buffer, ends, digests: packed };
-      port.postMessage(res, [req.buffer, packed.buffer]);
+      if (req.buffer instanceof SharedArrayBuffer) {
+        // Shared memory: the caller has it already; only the boundaries and digests go back.
+        port.postMessage({ id: req.id, ok: true, ends, digests: packed } satisfies WorkerResponse, [packed.buffer]);
+      } else {
+        const res: WorkerResponse = { id: req.id, ok: true, buffer: req.buffer, ends, digests: packed };
+        port.postMessage(res, [req.buffer, packed.buffer]);
+      }
     } else if (req.op === 'hash') {
       const packed = new Uint8Array(req.buffers.length * 32);
       req.buffers.forEach((buf, i) => packed.set(digestSync(new Uint8Array(buf, req.offsets[i], req.lengths[i])), i * 32));

@@ -19,7 +19,7 @@ import type { Clock, Progress } from '../ports.ts';
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../chunker/fastcdc.ts';
 import { ByteBudget, Semaphore, mapLimit } from '../util/limit.ts';
 import { digestSync } from './inline.ts';
-import { BufferPool, discard } from '../util/buffers.ts';
+import { discard } from '../util/buffers.ts';
 import { putNode, readChunkRefs, readDir, readSnapshot, writeChunkRefs, writeDir, type Chunk } from './manifest-io.ts';
 import { MANIFEST_VERSION, compareBytes, nsToTime, type ChunkRefs, type DirEntry, type SnapshotNode, type Time } from './model.ts';
 import { nameKey, showPath } from './names.ts';
@@ -34,6 +34,15 @@ const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const DEFAULT_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
 /** Directory subtrees walked in parallel at most. */
 const MAX_BRANCHES = 16;
+/** Entries of one directory handled at once (a file waiting for its blocks to be durable holds no file slot). */
+const LEAVES_AT_ONCE = 32;
+/**
+ * Small files in flight at most, read or waiting for their block to be durable: enough to fill several group
+ * commits, few enough that their state stays small (it is what lives long enough to reach the old generation).
+ */
+const PENDING_SMALL = 256;
+/** Small files are read into slabs of this many bytes (one allocation for many files; 8 or more files each). */
+const SLAB_BYTES = 2 * 1024 * 1024;
 /** Windows of at least this many bytes come from the pool (smaller ones are cheap to allocate). */
 const POOLED_WINDOW = 1024 * 1024;
 
@@ -98,11 +107,14 @@ class BackupRun {
   readonly #p: BackupParams;
   readonly #chunker: ChunkerParams;
   readonly #files: Semaphore;
+  /** Small files read and not yet durable (each keeps its state on the heap until then). */
+  readonly #pending = new Semaphore(PENDING_SMALL);
   /** Directory subtrees being walked in parallel (see #dir). */
   #branches = 0;
   readonly #bytes: ByteBudget;
   readonly #window: number;
-  readonly #pool: BufferPool;
+  readonly #pool: WindowPool;
+  readonly #slabs: Slabs;
   readonly #known = new Set<string>();
   readonly #inflight = new Map<string, Promise<boolean>>();
   readonly #hardlinks = new Map<string, Promise<{ refs: ChunkRefs; size: number; count: number } | null>>();
@@ -131,7 +143,9 @@ class BackupRun {
     this.#window = p.windowBytes ?? DEFAULT_WINDOW;
     // Windows in flight are bounded by the byte budget: keep about that many buffers.
     const capacity = this.#window + this.#chunker.maxSize;
-    this.#pool = new BufferPool(capacity, Math.ceil(budget / capacity));
+    this.#pool = new WindowPool(capacity, Math.ceil(budget / capacity));
+    // Small files' space in flight is bounded by the budget too; a few free slabs cover the usual turnover.
+    this.#slabs = new Slabs(SLAB_BYTES, 2);
   }
 
   async execute(): Promise<BackupResult> {
@@ -182,7 +196,7 @@ class BackupRun {
     const visit = async (i: number): Promise<void> => {
       slots[i] = await this.#entry([...path, listed[i].name], listed[i], prevByName.get(nameKey(listed[i].name)));
     };
-    await mapLimit(leaves, 32, visit);
+    await mapLimit(leaves, LEAVES_AT_ONCE, visit);
     // Subdirectories run in parallel while the run has branches to spare, else one after another in this branch:
     // enough parallel I/O for a cold walk, while the directories held open at once (each keeps its listing and
     // its parent-snapshot entries until its subdirectories are done) stay bounded, not the whole tree.
@@ -279,14 +293,94 @@ class BackupRun {
     return { ...base, k: 'f', s: result.size, ...result.refs, ...(h ? { h } : {}), x };
   }
 
-  /** Read a file within the concurrency limits: a file slot, and the window bytes it will hold. */
-  #read(path: TreePath, st: SourceStat): Promise<{ refs: ChunkRefs; size: number; count: number }> {
-    const need = Math.min(st.size, this.#window) + this.#chunker.maxSize;
-    return this.#files.run(() => this.#bytes.run(need, () => this.#ingest(path, st)));
+  /**
+   * Read a file within the concurrency limits, then wait until its chunks are durable and write its chunk list.
+   * The file slot is held only while the file is read; the bytes it holds count against the byte budget until
+   * its chunks are durable, so many small files overlap their group-committed syncs while memory stays bounded.
+   */
+  async #read(path: TreePath, st: SourceStat): Promise<{ refs: ChunkRefs; size: number; count: number }> {
+    let got: Ingested | null = null;
+    if (st.size <= this.#chunker.minSize) got = await this.#small(path, st);
+    if (got === null) {
+      // A file read in pooled windows holds a whole pooled buffer; a smaller one its own window and a tail.
+      const capacity = this.#window + this.#chunker.maxSize;
+      const need = st.size + 1 >= POOLED_WINDOW ? capacity : Math.min(st.size, this.#window) + this.#chunker.maxSize;
+      got = await this.#bytes.run(need, async () => {
+        const g = await this.#files.run(() => this.#ingest(path, st));
+        await g.durable;
+        return g;
+      });
+    } else await got.durable;
+    const { chunks, size } = got;
+    if (size !== st.size) this.#warn(path, `changed while it was read (${st.size} bytes at stat, ${size} read); the bytes read were kept`);
+    const refs = await writeChunkRefs(this.#p.store, chunks);
+    return { refs, size, count: chunks.length };
   }
 
-  /** Read one file, chunk and hash it, store its new chunks. */
-  async #ingest(path: TreePath, st: SourceStat): Promise<{ refs: ChunkRefs; size: number; count: number }> {
+  /**
+   * A file no larger than the minimum chunk is one chunk (FastCDC cuts nothing below the minimum): read it whole
+   * into slab space and hash it here, cheaper than a round trip to a worker for the small files most trees are
+   * full of. Returns null when the file grew past its stat size (it is then read as a large file).
+   */
+  async #small(path: TreePath, st: SourceStat): Promise<Ingested | null> {
+    const { source, signal, progress } = this.#p;
+    // One byte more than the stat size, to see the end in the same read.
+    const length = st.size + 1;
+    await this.#pending.acquire();
+    let held: number;
+    try {
+      held = await this.#bytes.acquire(length);
+    } catch (e) {
+      this.#pending.release();
+      throw e;
+    }
+    let space: SlabSpace | undefined;
+    let durable: Promise<void> | undefined;
+    try {
+      const got = await this.#files.run(async () => {
+        signal?.throwIfAborted();
+        const reader = await source.open(path);
+        try {
+          space = this.#slabs.take(length);
+          const buf = space.bytes;
+          let filled = 0;
+          while (filled < length) {
+            const n = await reader.read(buf, filled, length - filled, filled);
+            if (n === 0) break;
+            filled += n;
+            // A short read at or past the stat size is the end of the file (a regular file reads short only there):
+            // no second read to learn it.
+            if (filled >= st.size && filled < length) break;
+          }
+          return filled < length ? buf.subarray(0, filled) : null;
+        } finally {
+          await reader.close();
+        }
+      });
+      if (got === null) return null; // grew since its stat
+      this.stats.bytesRead += got.length;
+      const chunks: Chunk[] = [];
+      if (got.length > 0) {
+        const cid = cidFromSha256(RAW_CODE, digestSync(got));
+        chunks.push({ cid, size: got.length });
+        durable = this.#store(cid, got);
+      } else durable = Promise.resolve();
+      progress?.advance(got.length);
+      return { chunks, size: got.length, durable };
+    } finally {
+      // The bytes are stored (or failed) once `durable` settles: only then may their space be reused.
+      const release = (): void => {
+        if (space) this.#slabs.give(space);
+        this.#bytes.release(held);
+        this.#pending.release();
+      };
+      if (durable) durable.then(release, release);
+      else release();
+    }
+  }
+
+  /** Read one file, chunk and hash it, and start storing its new chunks; `durable` settles once they are stored. */
+  async #ingest(path: TreePath, st: SourceStat): Promise<Ingested> {
     const { source, chunking, signal, progress } = this.#p;
     const reader = await source.open(path);
     const chunks: Chunk[] = [];
@@ -318,11 +412,15 @@ class BackupRun {
           }
           filled += n;
           position += n;
+          // A short read at or past the stat size is the end of the file: no extra read to learn it.
+          if (position >= st.size && filled < buf.length) {
+            eof = true;
+            break;
+          }
         }
         const readNow = filled - tail.length;
         this.stats.bytesRead += readNow;
-        // A whole file no larger than the minimum chunk is one chunk (FastCDC cuts nothing below the minimum):
-        // hash it here, cheaper than a round trip to a worker for the small files most trees are full of.
+        // A window no larger than the minimum chunk at the end of the file is one chunk: hash it here.
         const win =
           eof && filled <= this.#chunker.minSize
             ? { data: buf.subarray(0, filled), ends: filled > 0 ? [filled] : [], digests: filled > 0 ? [digestSync(buf.subarray(0, filled))] : [] }
@@ -351,14 +449,14 @@ class BackupRun {
       await reader.close();
       if (held) this.#pool.give(held);
     }
-    if (size !== st.size) this.#warn(path, `changed while it was read (${st.size} bytes at stat, ${size} read); the bytes read were kept`);
-    const refs = await writeChunkRefs(this.#p.store, chunks);
-    return { refs, size, count: chunks.length };
+    return { chunks, size, durable: Promise.resolve() };
   }
 
   /** Store a chunk unless it is already stored; counts new vs deduplicated. */
   async #store(cid: CID, bytes: Uint8Array): Promise<void> {
-    const key = cid.toString();
+    // The CID's bytes as a latin1 string: cheaper than its base32 form, and a flat string (base32 is built by
+    // concatenation, a chain of dozens of small strings that the set of known chunks would keep for every chunk).
+    const key = String.fromCharCode.apply(null, cid.bytes as unknown as number[]);
     if (this.#known.has(key)) {
       this.stats.chunksDedup++;
       return;
@@ -370,9 +468,13 @@ class BackupRun {
       return;
     }
     const store = this.#p.store;
+    // The store gets a CID object of its own: what a store caches on it (its printed form) then goes with it once
+    // the block is stored, instead of living on with the manifest entry that keeps `cid` until its directory is
+    // written (by then old enough to be garbage only a full collection frees).
+    const given = CID.createV1(cid.code, cid.multihash);
     p = (async () => {
-      if (await store.has(cid)) return false;
-      await store.put(cid, bytes);
+      if (await store.has(given)) return false;
+      await store.put(given, bytes);
       return true;
     })();
     this.#inflight.set(key, p);
@@ -437,4 +539,96 @@ function unchanged(prev: DirEntry, st: SourceStat, t: Time, x: [number | bigint,
 /** A time as [seconds, nanoseconds]: as the source gave it, else from nanoseconds. */
 function timeOf(given: readonly [number, number] | undefined, ns: bigint): Time {
   return given ? [given[0], given[1]] : nsToTime(ns);
+}
+
+/** A file read and its chunks handed to the store: `durable` settles once every chunk is stored. */
+interface Ingested {
+  chunks: Chunk[];
+  size: number;
+  durable: Promise<void>;
+}
+
+interface Slab {
+  buffer: ArrayBuffer;
+  used: number;
+  /** Views handed out and not given back yet. */
+  refs: number;
+}
+
+/** Space for one small file: in a shared slab, or (larger files) a buffer of its own. */
+interface SlabSpace {
+  bytes: Uint8Array;
+  slab: Slab | null;
+}
+
+/**
+ * Bump allocation of small files' buffers in shared slabs: one allocation for many files instead of one each
+ * (each a zero-filled allocation, external memory the garbage collector tracks, and a free). A slab is reused once
+ * every file in it gave its space back, that is once its blocks were stored.
+ */
+class Slabs {
+  #current: Slab | undefined;
+  readonly #free: ArrayBuffer[] = [];
+
+  constructor(
+    readonly slabBytes: number,
+    /** Most free slabs kept for reuse. */
+    readonly keep: number,
+  ) {}
+
+  take(length: number): SlabSpace {
+    if (length > this.slabBytes / 8) return { bytes: new Uint8Array(length), slab: null };
+    let slab = this.#current;
+    if (slab === undefined || slab.used + length > this.slabBytes) {
+      if (slab !== undefined) this.#retire(slab);
+      slab = { buffer: this.#free.pop() ?? new ArrayBuffer(this.slabBytes), used: 0, refs: 0 };
+      this.#current = slab;
+    }
+    const bytes = new Uint8Array(slab.buffer, slab.used, length);
+    // Keep every file's space 8-byte aligned.
+    slab.used += (length + 7) & ~7;
+    slab.refs++;
+    return { bytes, slab };
+  }
+
+  give(space: SlabSpace): void {
+    const slab = space.slab;
+    if (slab === null) return;
+    slab.refs--;
+    if (slab.refs === 0 && slab !== this.#current) this.#retire(slab);
+  }
+
+  /** A slab no longer bump-allocated from: reusable once nothing in it is in use. */
+  #retire(slab: Slab): void {
+    if (slab === this.#current) this.#current = undefined;
+    if (slab.refs === 0 && this.#free.length < this.keep) this.#free.push(slab.buffer);
+  }
+}
+
+/**
+ * Reusable window buffers of one capacity, shared memory where the platform has it: a worker then reads a window
+ * where it lies instead of it being moved to the worker and back. A moved (transferred) buffer arrives as a new
+ * external allocation each time, and tens of MiB of those made V8 run a full collection every few windows.
+ * A window's contents are stale when taken.
+ */
+class WindowPool {
+  readonly #free: ArrayBufferLike[] = [];
+  readonly #shared = typeof SharedArrayBuffer === 'function';
+
+  constructor(
+    readonly capacity: number,
+    /** Most free buffers kept; more are left to the garbage collector. */
+    readonly keep: number,
+  ) {}
+
+  take(length: number): Uint8Array {
+    if (length > this.capacity) throw new RangeError(`asked for ${length} bytes from a pool of ${this.capacity}-byte buffers`);
+    const buffer = this.#free.pop() ?? (this.#shared ? new SharedArrayBuffer(this.capacity) : new ArrayBuffer(this.capacity));
+    return new Uint8Array(buffer, 0, length);
+  }
+
+  /** Return a buffer; one of another size, or detached (transferred away), is ignored. */
+  give(buffer: ArrayBufferLike): void {
+    if (buffer.byteLength === this.capacity && this.#free.length < this.keep && !this.#free.includes(buffer)) this.#free.push(buffer);
+  }
 }
