@@ -126,6 +126,43 @@ describe('FsBlockstore on disk (block files)', () => {
     expect(await store.stat()).toEqual({ blocks: 3, bytes: 1010 });
   });
 
+  it('stat() stays exact while blocks are written, deleted and quarantined around it, without walking tallied shards again', async () => {
+    // Block files in few shards, written and removed while stat() runs: every answer must match what is on disk
+    // (a fresh store's walk) once the writes settle, and a quiet store answers from its tallies.
+    const files = Array.from({ length: 40 }, (_, i) => block(100 + i, 300 + i));
+    const first = await store.stat();
+    expect(first).toEqual({ blocks: 0, bytes: 0 });
+    const stats: Array<Promise<unknown>> = [];
+    await Promise.all(
+      files.map(async (b, i) => {
+        if (i % 5 === 0) stats.push(store.stat());
+        await store.put(b.cid, b.bytes);
+      }),
+    );
+    await Promise.all(stats);
+    const fresh = async () => {
+      const other = await FsBlockstore.open(dir, { packBelow: 0 });
+      try {
+        return await other.stat();
+      } finally {
+        await other.close();
+      }
+    };
+    const sum = (bs: typeof files) => ({ blocks: bs.length, bytes: bs.reduce((n, b) => n + b.bytes.length, 0) });
+    expect(await store.stat()).toEqual(sum(files));
+    expect(await fresh()).toEqual(sum(files));
+    await Promise.all([store.delete(files[0].cid), store.stat(), store.quarantine(files[1].cid), store.stat(), store.put(block(200, 500).cid, block(200, 500).bytes)]);
+    const now = [...files.slice(2), block(200, 500)];
+    expect(await store.stat()).toEqual(sum(now));
+    expect(await fresh()).toEqual(sum(now));
+    // Quiet now: the answer comes from the tallies, not a walk. A block file written behind the store's back (which
+    // the store does not expect: one process owns a store) shows it: a walk would count it, the tallies do not.
+    const foreign = block(300, 700);
+    await writeFile(store.pathOf(foreign.cid), foreign.bytes);
+    expect(await store.stat()).toEqual(sum(now));
+    expect(await fresh()).toEqual(sum([...now, foreign]));
+  });
+
   it('quarantine() moves a block out of service, keeping its bytes', async () => {
     const b = block(9, 64);
     await store.put(b.cid, b.bytes);
@@ -284,6 +321,24 @@ describe('FsBlockstore pack files', () => {
     expect(await store.locate(large.cid)).toEqual({ path: store.pathOf(large.cid), offset: 0, length: 4096 });
     expect(await store.locate(block(5).cid)).toBeNull();
     expect(await store.stat()).toEqual({ blocks: 4, bytes: 100 + 4095 + 4096 });
+  });
+
+  it('readPacked gives the packed blocks asked for, in order, and undefined for block files and absent blocks', async () => {
+    const store = await open({ packBelow: 4096 });
+    const small = [block(60, 10), block(61, 3000), block(62, 4000), block(63, 1)];
+    const large = block(64, 5000);
+    for (const b of [...small, large]) await store.put(b.cid, b.bytes);
+    const absent = block(65, 10);
+    const got = await store.readPacked([small[2], large, small[0], absent, small[3], small[1]].map((b) => b.cid));
+    expect(got).toHaveLength(6);
+    expectBytes(got[0]!, small[2].bytes);
+    expect(got[1]).toBeUndefined();
+    expectBytes(got[2]!, small[0].bytes);
+    expect(got[3]).toBeUndefined();
+    expectBytes(got[4]!, small[3].bytes);
+    expectBytes(got[5]!, small[1].bytes);
+    await store.delete(small[0].cid);
+    expect((await store.readPacked([small[0].cid]))[0]).toBeUndefined();
   });
 
   it('keeps manifest nodes (dag-cbor) in packs apart from file data (raw)', async () => {

@@ -111,6 +111,13 @@ export class FsBlockstore implements Blockstore {
    */
   readonly #shardNames = new Map<string, Promise<Set<string> | null>>();
   #shardNamesCount = 0;
+  /**
+   * Block files per shard directory, for `stat()`: each shard is walked once (count and bytes of its files), then kept
+   * current by this store's own writes; a delete or quarantine from a shard sends it back to be walked. `ops` counts
+   * the renames and unlinks in flight in a shard and `gen` changes with each one, so a walk that overlapped one is
+   * not trusted (it may have counted a file whose tally update was still to come).
+   */
+  readonly #fileTally = new Map<string, { walked: { blocks: number; bytes: number } | undefined; ops: number; gen: number }>();
   #tmpCounter = 0;
   readonly #tmpPrefix = randomBytes(6).toString('hex');
   #closed = false;
@@ -286,6 +293,58 @@ export class FsBlockstore implements Blockstore {
     }
   }
 
+  /**
+   * Several blocks, in the order asked, for restores of many small files: packed neighbours come from one read of
+   * their pack (PackSet.getMany), other blocks are read as `get` reads them. The buffers are the caller's (blocks of
+   * one read share one: free it only once done with all of them). Unverified, like `get`; a block not stored throws
+   * BlockNotFoundError.
+   */
+  async getBatch(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]> {
+    this.#check();
+    throwIfAborted(options);
+    const packed = await this.#packs.getMany(cids.map(packKey));
+    return Promise.all(packed.map((bytes, i) => bytes ?? this.get(cids[i], options)));
+  }
+
+  /**
+   * The packed blocks among `cids` (undefined for a block with a file of its own, or not stored), with one read per
+   * run of neighbouring records of a pack (PackSet.getMany) instead of one read each: what pushing a snapshot's
+   * many small blocks reads. Blocks of one read are views of one buffer. Unverified, like `get`.
+   */
+  async readPacked(cids: readonly CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>> {
+    this.#check();
+    throwIfAborted(options);
+    return this.#packs.getMany(cids.map(packKey));
+  }
+
+  /**
+   * A block read into `into` when it is shorter than `into` (returns a view of `into`), else into a buffer of its
+   * own: a reader that knows about how large its blocks are (a restore, from the manifest) reuses its buffers instead
+   * of allocating one per block. A block file is read with one read when it fits (a short read of a regular file
+   * is its end). Unverified, like `get`.
+   */
+  async getInto(cid: CID, into: Uint8Array, options?: AbortOptions): Promise<Uint8Array> {
+    this.#check();
+    throwIfAborted(options);
+    const packed = await this.#packs.get(packKey(cid));
+    if (packed !== undefined) return packed;
+    const fd = await new Promise<number>((resolve, reject) => fsCb.open(this.pathOf(cid), 'r', (err, fd) => (err ? reject(err) : resolve(fd)))).catch((err: unknown) => {
+      throw isNotFound(err) ? new BlockNotFoundError(cid) : err;
+    });
+    let got = 0;
+    try {
+      for (;;) {
+        const want = into.byteLength - got;
+        const n = await new Promise<number>((resolve, reject) => fsCb.read(fd, into, got, want, got, (err, n) => (err ? reject(err) : resolve(n))));
+        got += n;
+        if (n < want || got === into.byteLength) break;
+      }
+    } finally {
+      fsCb.close(fd, () => undefined);
+    }
+    return got < into.byteLength ? into.subarray(0, got) : this.get(cid, options);
+  }
+
   async has(cid: CID, options?: AbortOptions): Promise<boolean> {
     this.#check();
     throwIfAborted(options);
@@ -348,10 +407,13 @@ export class FsBlockstore implements Blockstore {
     throwIfAborted(options);
     await this.#packs.delete(packKey(cid));
     const path = this.pathOf(cid);
+    this.#fileOpBegin(dirname(path));
     try {
       await fsp.unlink(path);
+      this.#fileOpEnd(dirname(path), 'removed');
       this.#noteName(path, false);
     } catch (err) {
+      this.#fileOpEnd(dirname(path), 'none');
       if (isNotFound(err)) return;
       throw err;
     }
@@ -367,25 +429,24 @@ export class FsBlockstore implements Blockstore {
     for await (const { cid } of this.#walk(options)) if (this.#packs.entry(packKey(cid)) === undefined) yield cid;
   }
 
-  /** Count and total size of the stored blocks (quarantined ones excluded). */
+  /**
+   * Count and total size of the stored blocks (quarantined ones excluded). Packed blocks are summed from the pack
+   * index; block files are walked once per shard and then tallied as this store writes them (a shard where a block
+   * was deleted or quarantined is walked again), so asking often costs no directory walk.
+   */
   async stat(options?: AbortOptions): Promise<FsBlockstoreStat> {
     this.#check();
     let blocks = 0;
     let bytes = 0;
     for (const [key, e] of this.#packs.entries()) {
-      if (!(await this.#packs.has(key))) continue;
+      if (e.ready !== undefined && !(await this.#packs.has(key))) continue; // not durable yet: counted once it is
       blocks += 1;
       bytes += e.length;
     }
-    for await (const { cid, path } of this.#walk(options)) {
-      if (this.#packs.entry(packKey(cid)) !== undefined) continue;
-      try {
-        const s = await fsp.lstat(path);
-        blocks += 1;
-        bytes += s.size;
-      } catch (err) {
-        if (!isNotFound(err)) throw err; // deleted while we walked
-      }
+    for (const xx of await listDirs(this.#blocksDir)) {
+      const s = await this.#statShard(xx, options);
+      blocks += s.blocks;
+      bytes += s.bytes;
     }
     return { blocks, bytes };
   }
@@ -417,10 +478,13 @@ export class FsBlockstore implements Blockstore {
         await this.#packs.delete(packKey(cid));
         return to;
       }
+      this.#fileOpBegin(dirname(from));
       try {
         await this.#io.rename(from, to);
+        this.#fileOpEnd(dirname(from), 'removed');
         this.#noteName(from, false);
       } catch (err) {
+        this.#fileOpEnd(dirname(from), 'none');
         if (isNotFound(err)) throw new BlockNotFoundError(cid);
         throw err;
       }
@@ -438,6 +502,69 @@ export class FsBlockstore implements Blockstore {
 
   #check(): void {
     if (this.#closed) throw new StoreClosedError(`block store ${this.dir}`);
+  }
+
+  #tallyOf(shard: string): { walked: { blocks: number; bytes: number } | undefined; ops: number; gen: number } {
+    let t = this.#fileTally.get(shard);
+    if (t === undefined) this.#fileTally.set(shard, (t = { walked: undefined, ops: 0, gen: 0 }));
+    return t;
+  }
+
+  /** A rename into or out of, or an unlink in, `shard` is starting. */
+  #fileOpBegin(shard: string): void {
+    const t = this.#tallyOf(shard);
+    t.ops++;
+    t.gen++;
+  }
+
+  /** It ended: a new block file of `added` bytes (kept in the tally), or a file gone (the shard is walked again). */
+  #fileOpEnd(shard: string, change: { added: number } | 'removed' | 'none'): void {
+    const t = this.#tallyOf(shard);
+    t.ops--;
+    t.gen++;
+    if (change === 'removed') t.walked = undefined;
+    else if (change !== 'none' && t.walked) {
+      t.walked.blocks += 1;
+      t.walked.bytes += change.added;
+    }
+  }
+
+  /** Count and bytes of one shard's block files: its tally, or a walk of it (kept when nothing changed meanwhile). */
+  async #statShard(xx: string, options?: AbortOptions): Promise<{ blocks: number; bytes: number }> {
+    const shard = join(this.#blocksDir, xx);
+    const t = this.#tallyOf(shard);
+    if (t.walked) return { ...t.walked };
+    const gen = t.gen;
+    const quiet = t.ops === 0;
+    let blocks = 0;
+    let bytes = 0;
+    let names: string[];
+    try {
+      names = await fsp.readdir(shard);
+    } catch (err) {
+      if (isNotFound(err)) return { blocks, bytes };
+      throw err;
+    }
+    for (const name of names) {
+      throwIfAborted(options);
+      let cid: CID;
+      try {
+        cid = CID.parse(name);
+      } catch {
+        continue;
+      }
+      const path = join(shard, name);
+      if (this.pathOf(cid) !== path || this.#packs.entry(packKey(cid)) !== undefined) continue;
+      try {
+        const st = await fsp.lstat(path);
+        blocks += 1;
+        bytes += st.size;
+      } catch (err) {
+        if (!isNotFound(err)) throw err; // deleted while we walked
+      }
+    }
+    if (quiet && t.gen === gen && t.ops === 0) t.walked = { blocks, bytes };
+    return { blocks, bytes };
   }
 
   /**
@@ -465,7 +592,14 @@ export class FsBlockstore implements Blockstore {
         await fh.close();
       }
       await this.#ensureDir(dir);
-      await this.#io.rename(tmp, path);
+      this.#fileOpBegin(dir);
+      try {
+        await this.#io.rename(tmp, path);
+      } catch (e) {
+        this.#fileOpEnd(dir, 'none');
+        throw e;
+      }
+      this.#fileOpEnd(dir, { added: bytes.byteLength });
       this.#noteName(path, true);
       return dir;
     } catch (cause) {

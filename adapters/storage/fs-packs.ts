@@ -62,8 +62,16 @@ export interface PackLoc {
  * sha2-256).
  */
 export function packKey(cid: CID): string {
-  const b = cid.bytes;
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+  return latin1(cid.bytes);
+}
+
+/**
+ * Bytes as a latin1 string, read element by element: asking a small typed array for its `.buffer` (as Buffer.from
+ * does) moves its bytes off the V8 heap into an ArrayBuffer of their own, about half a KiB of native memory and GC
+ * tracking for each CID the index keeps.
+ */
+function latin1(b: Uint8Array): string {
+  return String.fromCharCode.apply(null, b as unknown as number[]);
 }
 
 /** A packed block in the index. Its CID is decoded from its bytes only when asked for (most never are). */
@@ -75,13 +83,20 @@ export class PackEntry implements PackLoc {
   dups?: PackLoc[];
 
   constructor(
-    readonly cidBytes: Uint8Array,
+    /** The index's key: the CID's bytes as latin1 (see packKey). Kept instead of the bytes: the index holds the
+     * string anyway, and a small typed array per block (with its ArrayBuffer) would be most of an entry's memory. */
+    readonly key: string,
     public pack: Pack,
     public offset: number,
     public length: number,
     cid?: CID,
   ) {
     this.#cid = cid;
+  }
+
+  /** The CID's bytes (a new buffer each call). */
+  get cidBytes(): Uint8Array {
+    return Buffer.from(this.key, 'latin1');
   }
 
   get cid(): CID {
@@ -262,7 +277,7 @@ export class PackSet {
         pack.dead += r.length;
         continue;
       }
-      this.#index.set(key, new PackEntry(r.cidBytes, pack, r.offset, r.length, r.cid));
+      this.#index.set(key, new PackEntry(key, pack, r.offset, r.length, r.cid));
       pack.keys.add(key);
       pack.live += r.length;
     }
@@ -401,7 +416,7 @@ export class PackSet {
         pack.dead += e.length;
         const next = e.dups?.shift();
         if (next) {
-          const promoted = new PackEntry(e.cidBytes, next.pack, next.offset, next.length);
+          const promoted = new PackEntry(e.key, next.pack, next.offset, next.length);
           if (e.dups && e.dups.length) promoted.dups = e.dups;
           this.#index.set(key, promoted);
           next.pack.keys.add(key);
@@ -545,7 +560,9 @@ export class PackSet {
       reject = rej;
     });
     ready.catch(() => undefined);
-    const entry = new PackEntry(cid.bytes, pack, start + REC_HEADER + cid.bytes.length, bytes.byteLength, cid);
+    // The index keeps the key, not the CID: a CID object (with its digest, and its string form once printed) costs
+    // the index several times as much per block, and the index grows with the store.
+    const entry = new PackEntry(key, pack, start + REC_HEADER + cid.bytes.length, bytes.byteLength);
     entry.ready = ready;
     this.#index.set(key, entry);
     pack.keys.add(key);
@@ -627,13 +644,13 @@ export class PackSet {
             p += r.bytes.byteLength;
             continue;
           }
-          const c = r.entry.cidBytes;
+          const c = r.key; // the CID's bytes as latin1
           buf[p] = 0x52;
           buf[p + 1] = 0x42;
           buf[p + 2] = c.length;
           buf[p + 3] = 0;
           buf.writeUInt32LE(r.bytes.byteLength, p + 4);
-          buf.set(c, p + REC_HEADER);
+          buf.write(c, p + REC_HEADER, c.length, 'latin1');
           buf.set(r.bytes, p + REC_HEADER + c.length);
           p += recordSize(r);
         }
@@ -819,10 +836,72 @@ export class PackSet {
     await this.#tomb?.close().catch(() => undefined);
     this.#tomb = undefined;
   }
+
+  // ---- batched reads ---------------------------------------------------------------------------------------
+
+  /**
+   * Many packed blocks at once, in the order asked (undefined for a key not packed). Records of one pack that lie
+   * at most `gap` bytes apart are read with one read of at most `span` bytes: a backup appends a directory's small
+   * files side by side, so their restore costs one read per few hundred files instead of one each. The blocks of one
+   * read are views of one new buffer, the caller's (to free only once done with all of them). A record not yet
+   * durable, or whose pack went away meanwhile (rewritten), is read as `get` reads it.
+   */
+  async getMany(keys: readonly string[], span = 4 * 1024 * 1024, gap = 64 * 1024): Promise<Array<Uint8Array | undefined>> {
+    const out = new Array<Uint8Array | undefined>(keys.length).fill(undefined);
+    const alone: number[] = [];
+    const placed: Array<{ i: number; pack: Pack; offset: number; length: number }> = [];
+    for (let i = 0; i < keys.length; i++) {
+      const e = this.#index.get(keys[i]);
+      if (!e) continue;
+      if (e.ready) alone.push(i);
+      else placed.push({ i, pack: e.pack, offset: e.offset, length: e.length });
+    }
+    placed.sort((a, b) => (a.pack === b.pack ? a.offset - b.offset : a.pack.id < b.pack.id ? -1 : 1));
+    const runs: Array<typeof placed> = [];
+    for (const p of placed) {
+      const run = runs[runs.length - 1];
+      const first = run?.[0];
+      const last = run?.[run.length - 1];
+      if (first && last && first.pack === p.pack && p.offset - (last.offset + last.length) <= gap && p.offset + p.length - first.offset <= span) run.push(p);
+      else runs.push([p]);
+    }
+    const readRun = async (run: typeof placed): Promise<void> => {
+      const pack = run[0].pack;
+      const h = await this.#acquire(pack).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined; // rewritten and unlinked meanwhile
+        throw err;
+      });
+      if (!h) {
+        for (const p of run) alone.push(p.i);
+        return;
+      }
+      try {
+        const start = run[0].offset;
+        const end = run.reduce((m, p) => Math.max(m, p.offset + p.length), start);
+        const buf = new Uint8Array(end - start);
+        let got = 0;
+        while (got < buf.byteLength) {
+          const n = await readAt(h.fd, buf, got, buf.byteLength - got, start + got);
+          if (n === 0) throw new Error(`pack ${pack.path} ends inside a record (offset ${start + got})`);
+          got += n;
+        }
+        for (const p of run) out[p.i] = buf.subarray(p.offset - start, p.offset - start + p.length);
+      } finally {
+        this.#release(h);
+      }
+    };
+    await Promise.all(runs.map(readRun));
+    await Promise.all(
+      alone.map(async (i) => {
+        out[i] = await this.get(keys[i]);
+      }),
+    );
+    return out;
+  }
 }
 
 function recordSize(r: PendingRecord): number {
-  return r.key === '' ? r.bytes.byteLength : REC_HEADER + r.entry.cidBytes.length + r.bytes.byteLength;
+  return r.key === '' ? r.bytes.byteLength : REC_HEADER + r.key.length + r.bytes.byteLength;
 }
 
 function readAt(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
