@@ -4,6 +4,7 @@
  *     restore refuses with BlockCorruptError naming the file that needed it, and writes none of the bad bytes;
  *   - a flipped byte in a directory (manifest) block: `reserve verify` (human report) lists it corrupt and as an
  *     unreadable manifest block and exits 1, restore fails with BlockCorruptError naming the directory;
+ *   - a flipped byte in a small file's packed block: restore (which reads small files in batches) refuses it the same way;
  *   - a deleted block: verify reports it missing for the snapshot, restore fails naming the file;
  *   - a manifest block that hashes right but is not a valid manifest: verify reports it unreadable, restore fails
  *     with MalformedManifestError.
@@ -114,6 +115,26 @@ describe('a corrupt chunk', () => {
   });
 });
 
+describe('a corrupt block of a small file', () => {
+  it('restore (small files in batches, read together from their pack) refuses it, naming the file, creating none of it', async () => {
+    await withRepo(async ({ base, repo, entry }) => {
+      const readme = await entry(['docs', 'readme.txt']);
+      expect(readme.c).toHaveLength(1);
+      const bad = readme.c![0];
+      await flipByte(repo, bad, () => 0);
+      const target = join(base, 'restored');
+      const err = await restoreSnapshot({ repo, ref: 'latest', target, chunking }).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.name).toBe('BlockCorruptError');
+      expect(err?.message).toContain(bad.toString());
+      expect(err?.message).toContain('docs/readme.txt');
+      await expect(fs.access(join(target, 'docs', 'readme.txt'))).rejects.toThrow();
+    });
+  });
+});
+
 describe('a corrupt directory block', () => {
   it('verify reports it corrupt and unreadable and exits 1; restore fails naming the directory', async () => {
     await withRepo(async ({ base, repo, snapshot, entry }) => {
@@ -198,5 +219,56 @@ describe('a malformed manifest block', () => {
     } finally {
       await removeTree(base);
     }
+  });
+});
+
+describe('a store that verifies its reads', () => {
+  /** The repository's blocks behind a store that says it checked every block (as the reserve-wide view does). */
+  class Vouching {
+    readonly verifiesReads = true;
+    gets = 0;
+    constructor(
+      readonly inner: MemoryBlockstore,
+      readonly short: CID | null,
+    ) {}
+    put = (cid: CID, bytes: Uint8Array) => this.inner.put(cid, bytes);
+    putMany = (source: Parameters<MemoryBlockstore['putMany']>[0]) => this.inner.putMany(source);
+    async get(cid: CID): Promise<Uint8Array> {
+      this.gets++;
+      const bytes = await this.inner.get(cid);
+      return this.short?.equals(cid) ? bytes.subarray(1) : bytes;
+    }
+    has = (cid: CID) => this.inner.has(cid);
+    delete = (cid: CID) => this.inner.delete(cid);
+    keys = () => this.inner.keys();
+    close = () => this.inner.close();
+  }
+
+  it('is trusted for the content but not for the size: the tree comes back byte-identical, a short block is refused', async () => {
+    await withRepo(async ({ base, repo, snapshot, entry }) => {
+      const mem = new MemoryBlockstore();
+      const r = await LocalRepo.open(repo);
+      try {
+        for await (const cid of r.blocks.keys()) await mem.put(cid, await r.blocks.get(cid));
+      } finally {
+        await r.close();
+      }
+      const good = new Vouching(mem, null);
+      const target = join(base, 'restored-vouched');
+      await restore({ store: good, target: await LocalTargetTree.prepare(target), chunking, snapshot });
+      expect(good.gets).toBeGreaterThan(0);
+      expect(Buffer.compare(await fs.readFile(join(target, 'photos', 'a.jpg')), PHOTO)).toBe(0);
+      expect(await fs.readFile(join(target, 'docs', 'sub', 'deep.txt'), 'utf8')).toBe('deeper\n');
+
+      for (const path of [['photos', 'a.jpg'], ['docs', 'readme.txt']]) {
+        const bad = (await entry(path)).c![0];
+        const err = await restore({ store: new Vouching(mem, bad), target: await LocalTargetTree.prepare(join(base, `short-${path[1]}`)), chunking, snapshot }).then(
+          () => null,
+          (e: Error) => e,
+        );
+        expect(err?.name).toBe('BlockCorruptError');
+        expect(err?.message).toContain(bad.toString());
+      }
+    });
   });
 });

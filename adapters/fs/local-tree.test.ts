@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalSourceTree } from './local-tree.ts';
+import { LocalSourceTree, LocalTargetTree } from './local-tree.ts';
 import { nsToTime } from '../../core/snapshot/model.ts';
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s));
@@ -73,5 +73,37 @@ describe('LocalSourceTree.list (walk worker)', () => {
     const tree = new LocalSourceTree(root);
     await expect(tree.list([enc('nope')])).rejects.toMatchObject({ code: 'ENOENT', syscall: 'scandir' });
     await expect(tree.list([enc('dir'), enc('big')])).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'scandir' });
+  });
+});
+
+describe('LocalTargetTree.writeFiles', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await fs.mkdtemp('/tmp/reserve-target-');
+  });
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('creates whole files with their bytes, modes and mtimes, and never overwrites one', async () => {
+    const target = await LocalTargetTree.prepare(join(root, 't'));
+    await target.begin('snapshot-id');
+    await target.mkdir([enc('d')]);
+    const name = Buffer.from([0x66, 0xff, 0x20, 0x0a]); // not UTF-8, a space, a newline
+    const files = [
+      { path: [enc('d'), enc('plain')], data: enc('hello'), meta: { kind: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtimeNs: 1_600_000_000_123_456_000n } },
+      { path: [enc('d'), new Uint8Array(name)], data: new Uint8Array(70_000).fill(7), meta: { kind: 'file' as const, mode: 0o4751, uid: 0, gid: 0, mtimeNs: -12_345_250_000_000n } },
+      { path: [enc('d'), enc('empty')], data: new Uint8Array(0), meta: { kind: 'file' as const, mode: 0o400, uid: 0, gid: 0, mtimeNs: 0n } },
+    ];
+    await target.writeFiles(files);
+    for (const f of files) {
+      const p = Buffer.concat([Buffer.from(join(root, 't', 'd') + '/'), Buffer.from(f.path[1])]);
+      expect(Buffer.from(await fs.readFile(p)).equals(Buffer.from(f.data))).toBe(true);
+      const st = await fs.lstat(p, { bigint: true });
+      expect(Number(st.mode & 0o7777n)).toBe(f.meta.mode);
+      expect(st.mtimeNs).toBe(f.meta.mtimeNs);
+    }
+    await expect(target.writeFiles([{ ...files[0], data: enc('other') }])).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await fs.readFile(join(root, 't', 'd', 'plain'), 'utf8')).toBe('hello');
   });
 });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { StorageFullError } from '../../core/blocks/blockstore.ts';
 import { ReserveError } from '../../core/errors.ts';
-import type { EntryKind, EntryMeta, FileReader, FileWriter, SourceEntry, SourceStat, SourceTree, TargetTree, TreePath } from '../../core/snapshot/ports.ts';
+import type { EntryKind, EntryMeta, FileReader, FileWriter, SourceEntry, SourceStat, SourceTree, TargetTree, TreePath, WholeFile } from '../../core/snapshot/ports.ts';
 import { mapLimit } from '../../core/util/limit.ts';
 import { Worker } from 'node:worker_threads';
 import { bundledSync } from '../../bin/bundle.mjs';
@@ -445,6 +445,44 @@ export class LocalTargetTree implements TargetTree {
         }
       },
     };
+  }
+
+  /**
+   * Small whole files, one after another with synchronous calls: each is an open, a write, a futimes (and an fchmod
+   * or fchown only when needed) and a close of a few microseconds, far less than the round trips through the libuv
+   * pool and the promises that asynchronous calls cost per file.
+   */
+  async writeFiles(files: ReadonlyArray<WholeFile>): Promise<void> {
+    const where = this.description;
+    for (const { path, data, meta } of files) {
+      if (this.#marker && path.length === 1 && Buffer.compare(Buffer.from(path[0]), MARKER_BYTES) === 0) await this.finish();
+      const createMode = meta.mode & 0o777;
+      let fd: number;
+      try {
+        fd = fsCb.openSync(join(this.#root, path), C.O_WRONLY | C.O_CREAT | C.O_EXCL, createMode);
+      } catch (e) {
+        mapWriteError(e, where);
+      }
+      try {
+        let done = 0;
+        while (done < data.byteLength) done += fsCb.writeSync(fd, data, done, data.byteLength - done, done);
+        const chowned = this.#needsChown(meta);
+        if (chowned) {
+          try {
+            fsCb.fchownSync(fd, meta.uid, meta.gid);
+          } catch {
+            // as `finish`: an owner that cannot be set is not an error
+          }
+        }
+        if (chowned || meta.mode !== (createMode & ~UMASK)) fsCb.fchmodSync(fd, meta.mode);
+        const t = utimeArg(meta.mtimeNs);
+        fsCb.futimesSync(fd, t, t);
+      } catch (e) {
+        mapWriteError(e, where);
+      } finally {
+        fsCb.closeSync(fd);
+      }
+    }
   }
 
   /** Owners are set only as root, and only when a new entry would not already have them. */

@@ -26,6 +26,12 @@ export interface Blockstore {
   keys(options?: AbortOptions): AsyncIterable<CID>;
   /** Release resources. The store is unusable afterwards. */
   close(): Promise<void>;
+  /**
+   * True when every block `get` returns has already been checked against its CID by the store itself (a store that
+   * verifies on read, like the reserve-wide NetworkBlockstore): readers may then skip hashing it again. Absent for
+   * plain stores, whose bytes are unverified.
+   */
+  readonly verifiesReads?: boolean;
 }
 
 export class BlockNotFoundError extends ReserveError {

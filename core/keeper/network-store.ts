@@ -16,6 +16,9 @@ export class ReadOnlyStoreError extends ReserveError {
 }
 
 export class NetworkBlockstore implements Blockstore {
+  /** Every block `get` returns matched its CID (local copies are checked here, fetched ones by the BlockClient). */
+  readonly verifiesReads = true;
+
   constructor(
     private readonly local: TrackingBlockstore,
     private readonly client: BlockClient,

@@ -162,35 +162,37 @@ const OUT = Symbol('outside the fast path');
 
 class Reader {
   pos = 0;
+  /** Major type of the head `head` read last (kept here, not returned in a tuple: no allocation per item). */
+  major = 0;
   constructor(readonly b: Uint8Array) {}
 
-  /** Major type and argument of the next head; the argument in its shortest form, or OUT. */
-  head(): [number, number | bigint] {
+  /** The argument of the next head, in its shortest form (its major type in `major`), or OUT. */
+  head(): number | bigint {
     const b = this.b;
     if (this.pos >= b.length) throw OUT;
     const first = b[this.pos++];
-    const major = first >> 5;
+    this.major = first >> 5;
     const info = first & 31;
-    if (info < 24) return [major, info];
+    if (info < 24) return info;
     if (info === 24) {
       if (this.pos + 1 > b.length) throw OUT;
       const n = b[this.pos++];
       if (n < 24) throw OUT;
-      return [major, n];
+      return n;
     }
     if (info === 25) {
       if (this.pos + 2 > b.length) throw OUT;
       const n = (b[this.pos] << 8) | b[this.pos + 1];
       this.pos += 2;
       if (n < 0x100) throw OUT;
-      return [major, n];
+      return n;
     }
     if (info === 26) {
       if (this.pos + 4 > b.length) throw OUT;
       const n = ((b[this.pos] << 24) >>> 0) + ((b[this.pos + 1] << 16) | (b[this.pos + 2] << 8) | b[this.pos + 3]);
       this.pos += 4;
       if (n < 0x10000) throw OUT;
-      return [major, n];
+      return n;
     }
     if (info === 27) {
       if (this.pos + 8 > b.length) throw OUT;
@@ -198,7 +200,7 @@ class Reader {
       for (let i = 0; i < 8; i++) n = (n << 8n) | BigInt(b[this.pos + i]);
       this.pos += 8;
       if (n < 0x100000000n) throw OUT;
-      return [major, n <= MAX_SAFE ? Number(n) : n];
+      return n <= MAX_SAFE ? Number(n) : n;
     }
     throw OUT; // indefinite lengths and reserved values
   }
@@ -210,8 +212,8 @@ class Reader {
 
   value(depth: number): unknown {
     if (depth > 64) throw OUT;
-    const [major, n] = this.head();
-    switch (major) {
+    const n = this.head();
+    switch (this.major) {
       case 0:
         return n;
       case 1:
@@ -261,7 +263,8 @@ class Reader {
       }
       case 6: {
         if (n !== 42) throw OUT;
-        const [m, len0] = this.head();
+        const len0 = this.head();
+        const m: number = this.major; // (the switch narrowed `this.major` to 6; `head` just changed it)
         if (m !== 2) throw OUT;
         const len = this.length(len0);
         if (len < 1 || this.b[this.pos] !== 0) throw OUT;

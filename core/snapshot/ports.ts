@@ -63,6 +63,13 @@ export interface FileWriter {
   finish?(meta: EntryMeta): Promise<void>;
 }
 
+/** A file to create whole: its content and the metadata to give it. */
+export interface WholeFile {
+  path: TreePath;
+  data: Uint8Array;
+  meta: EntryMeta;
+}
+
 /** Metadata a restore applies to an entry. */
 export interface EntryMeta {
   kind: EntryKind;
@@ -89,6 +96,11 @@ export interface TargetTree {
    */
   create(path: TreePath, size: number, mode?: number): Promise<FileWriter>;
   symlink(path: TreePath, target: Uint8Array): Promise<void>;
+  /**
+   * Optional: create several whole files at once (small files whose bytes are all at hand and verified), each as
+   * `create` + `write` + `finish` would, metadata included. Many small files then cost far fewer round trips.
+   */
+  writeFiles?(files: ReadonlyArray<WholeFile>): Promise<void>;
   /** Make `path` a hard link to the already restored `existing`. */
   link(existing: TreePath, path: TreePath): Promise<void>;
   /** Apply metadata after content. For symlinks, only times (and owner) are applied. */

@@ -7,7 +7,11 @@
  * store is read mostly sequentially) while up to `fileConcurrency` files are written at once, each fetching a few
  * blocks ahead of what it writes; every block fetched but not yet written counts against one byte budget, so
  * memory stays bounded whatever the files' sizes. Blocks of a file are written in order, each only after it and
- * every block before it verified.
+ * every block before it verified. Small files (one block below the chunker's minimum) go in batches: their blocks
+ * fetched together (a store with `getBatch` reads neighbours in a pack with one read), all verified, then created
+ * whole (a target with `writeFiles` does that without a round trip per call). A store with `getInto` reads larger
+ * blocks into reused buffers, hashed on this thread; nothing the restore keeps grows with the number of files but
+ * the directories' metadata for pass 3 (and hard links), a few dozen bytes each.
  *
  * Three passes keep metadata right: (1) directories, files and symlinks, each file's mode and mtime set as soon
  * as it is complete; (2) hard links, made once every link target exists; (3) directory modes and mtimes,
@@ -30,7 +34,7 @@ import { digestSync } from './inline.ts';
 import { readChunkRefs, readDir, readSnapshot, type Chunk } from './manifest-io.ts';
 import { compareBytes, timeToNs, type DirEntry, type SnapshotNode } from './model.ts';
 import { showPath } from './names.ts';
-import type { ChunkingService, EntryMeta, TargetTree, TreePath, Warning } from './ports.ts';
+import type { ChunkingService, EntryMeta, TargetTree, TreePath, Warning, WholeFile } from './ports.ts';
 
 export class PathNotInSnapshotError extends ReserveError {
   static override readonly name = 'PathNotInSnapshotError';
@@ -49,7 +53,7 @@ export interface RestoreParams {
   signal?: AbortSignal;
   /** Files written at once (default 16). */
   fileConcurrency?: number;
-  /** Bytes of blocks fetched and not yet written, over all files (default 32 MiB). */
+  /** Bytes of blocks fetched and not yet written, over all files (default 16 MiB). */
   bytesInFlight?: number;
   /** Bytes of blocks one file fetches ahead of what it has written (default 8 MiB). */
   batchBytes?: number;
@@ -77,10 +81,80 @@ export interface RestoreResult {
   resumed: boolean;
 }
 
-/** Blocks smaller than this are hashed on the calling thread; larger ones go to the chunking service. */
+const EMPTY: Uint8Array = new Uint8Array(0);
+/**
+ * From a store without `getInto`: blocks smaller than this are hashed on the calling thread, larger ones go to the
+ * chunking service (moved to a worker and back). Blocks read through `getInto` are all hashed here.
+ */
 const HASH_INLINE_BELOW = 128 * 1024;
+/** Directories the walk reads ahead of the one it is in. */
+const DIRS_AHEAD = 16;
 /** Blocks one file keeps fetched ahead of its writes, at most. */
 const AHEAD_BLOCKS = 8;
+/**
+ * Files of one block smaller than this (the chunker's minimum chunk: whole small files) are restored in batches of
+ * up to SMALL_BATCH_BYTES / SMALL_BATCH_FILES: their blocks fetched together (a packed store reads neighbours with
+ * one read), hashed here, and created whole.
+ */
+const SMALL_FILE = 256 * 1024;
+const SMALL_BATCH_BYTES = 1024 * 1024;
+const SMALL_BATCH_FILES = 64;
+
+/**
+ * A store that fetches several blocks at once (FsBlockstore: neighbours in a pack with one read), into buffers of
+ * their own that the caller owns (it may free them once it is done).
+ */
+interface BatchStore {
+  getBatch(cids: readonly CID[], options?: { signal?: AbortSignal }): Promise<Uint8Array[]>;
+}
+
+/**
+ * A store that reads a block into a buffer the caller gives (a view of it when the block is shorter than it), else
+ * into a buffer of its own that the caller owns.
+ */
+interface IntoStore {
+  getInto(cid: CID, into: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** Capacities of reused block buffers are multiples of this. */
+const BUFFER_CLASS = 256 * 1024;
+
+/**
+ * Block buffers, reused: a block of n bytes is read into a buffer of more than n bytes (so the read sees where the
+ * block ends), in capacity classes of BUFFER_CLASS. A restore then allocates about as many buffers as it has blocks
+ * in flight, instead of one per block that lingers as garbage until a full collection (memory that grew with the
+ * size of the restore).
+ */
+class BlockBuffers {
+  readonly #free = new Map<number, ArrayBuffer[]>();
+  #kept = 0;
+  constructor(readonly keep: number) {}
+
+  take(size: number): Uint8Array<ArrayBuffer> {
+    const capacity = Math.ceil((size + 1) / BUFFER_CLASS) * BUFFER_CLASS;
+    const reused = this.#free.get(capacity)?.pop();
+    if (reused) this.#kept -= capacity;
+    return new Uint8Array(reused ?? new ArrayBuffer(capacity));
+  }
+
+  /** Return a buffer `take` gave (once written): kept while all kept ones hold at most `keep` bytes. */
+  give(buffer: ArrayBuffer): void {
+    const capacity = buffer.byteLength;
+    if (this.#kept + capacity > this.keep) {
+      discard(new Uint8Array(buffer));
+      return;
+    }
+    let list = this.#free.get(capacity);
+    if (!list) this.#free.set(capacity, (list = []));
+    list.push(buffer);
+    this.#kept += capacity;
+  }
+}
+
+/** A name copied out of the directory block it was decoded from (so keeping it does not keep the block). */
+function copyName(name: Uint8Array): Uint8Array {
+  return new Uint8Array(name);
+}
 
 /** The id a target records for a restore, so a second run knows it is the same one. */
 export function restoreId(snapshot: CID, subpath?: TreePath): string {
@@ -94,8 +168,13 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
   const warnings: Warning[] = [];
   const links: Array<{ group: string; path: TreePath }> = [];
   const linkTargets = new Map<string, TreePath>();
-  const dirMeta: Array<{ path: TreePath; e: Pick<DirEntry, 'm' | 'u' | 'g' | 't'> }> = [];
-  const budget = new ByteBudget(params.bytesInFlight ?? 32 * 1024 * 1024);
+  /**
+   * Directories whose metadata pass 3 applies, each by its parent's index (-1: the restore's root), its name copied
+   * out of its directory block and its metadata: a few dozen bytes each, no manifest block kept alive.
+   */
+  const dirs: Array<{ parent: number; name: Uint8Array; depth: number; meta: EntryMeta }> = [];
+  const budgetBytes = params.bytesInFlight ?? 16 * 1024 * 1024;
+  const budget = new ByteBudget(budgetBytes);
   const aheadBytes = params.batchBytes ?? 8 * 1024 * 1024;
   const fileSlots = new Semaphore(params.fileConcurrency ?? 16);
 
@@ -126,6 +205,10 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
     }
     return { digest: (await chunking.digest([bytes]))[0], bytes };
   };
+  const intoStore = typeof (store as Partial<IntoStore>).getInto === 'function' ? (store as Blockstore & IntoStore) : null;
+  const buffers = new BlockBuffers(Math.max(BUFFER_CLASS, budgetBytes));
+  /** A verified block; `moved`: it went to a worker and back (no one else holds it); `pooled`: its buffer to reuse. */
+  type Fetched = { bytes: Uint8Array; moved: boolean; pooled: ArrayBuffer | null };
   const matches = (c: Chunk, digest: Uint8Array, size: number): boolean =>
     size === c.size && c.cid.multihash.code === SHA256_CODE && equalBytes(digest, c.cid.multihash.digest);
 
@@ -133,13 +216,29 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
    * Fetch a chunk and verify it; the caller holds its bytes in the budget. `moved`: the bytes went to a worker and
    * back (so no one else can be holding them).
    */
-  const fetchVerified = async (c: Chunk, where: string): Promise<{ bytes: Uint8Array; moved: boolean }> => {
-    const got = await store.get(c.cid, { signal }).catch((e: unknown) => {
+  const fetchVerified = async (c: Chunk, where: string): Promise<Fetched> => {
+    const notFound = (e: unknown): never => {
       throw e instanceof BlockNotFoundError ? new BlockNotFoundError(c.cid, where) : e;
-    });
+    };
+    if (intoStore) {
+      // Read into a reused buffer and hashed here: sha2-256 with the CPU's SHA extensions costs less than handing
+      // the block to a worker and back.
+      const into = buffers.take(c.size);
+      const bytes = await intoStore.getInto(c.cid, into, { signal }).catch(notFound);
+      const inPool = bytes.buffer === into.buffer;
+      if (!inPool) buffers.give(into.buffer); // came in a buffer of its own (a packed block): `into` is free again
+      if (!matches(c, digestSync(bytes), bytes.byteLength)) throw new BlockCorruptError(c.cid, `the store (needed by ${where})`);
+      return { bytes, moved: false, pooled: inPool ? into.buffer : null };
+    }
+    const got = await store.get(c.cid, { signal }).catch(notFound);
+    if (store.verifiesReads) {
+      // the store checked it against its CID already (a Box restoring from the reserve): only the size is left
+      if (got.byteLength !== c.size) throw new BlockCorruptError(c.cid, `the store (needed by ${where})`);
+      return { bytes: got, moved: false, pooled: null };
+    }
     const { digest, bytes } = await digestOf(got);
     if (!matches(c, digest, bytes.byteLength)) throw new BlockCorruptError(c.cid, `the store (needed by ${where})`);
-    return { bytes, moved: bytes !== got };
+    return { bytes, moved: bytes !== got, pooled: null };
   };
 
   /** Resuming: is the file at `path` already complete and intact? (Read back and hashed, chunk by chunk.) */
@@ -204,14 +303,14 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
       return;
     }
     const w = await target.create(path, e.s ?? 0, e.m);
-    const ahead: Array<{ held: number; bytes: Promise<{ bytes: Uint8Array; moved: boolean }> }> = [];
+    const ahead: Array<{ held: number; bytes: Promise<Fetched> }> = [];
     let aheadSize = 0;
     let position = 0;
     let done = false;
     const writeNext = async (): Promise<void> => {
       const a = ahead.shift()!;
       try {
-        const { bytes, moved } = await a.bytes;
+        const { bytes, moved, pooled } = await a.bytes;
         await w.write(bytes, position);
         position += bytes.byteLength;
         aheadSize -= bytes.byteLength;
@@ -219,6 +318,8 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
         progress?.advance(bytes.byteLength);
         // A block that went to a worker and back is this restore's alone: free its memory now.
         if (moved) discard(bytes);
+        else if (pooled) buffers.give(pooled);
+        else if (intoStore) discard(bytes); // a block of its own (see IntoStore)
       } finally {
         budget.release(a.held);
       }
@@ -260,6 +361,79 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
     stats.files++;
   };
 
+  /** The block of a file restored in a batch (null: an empty file), or undefined when it is not such a file. */
+  const smallBlock = (e: DirEntry): Chunk | null | undefined => {
+    if (resuming || e.cl !== undefined) return undefined;
+    const n = e.c?.length ?? 0;
+    if (n === 0) return (e.s ?? 0) === 0 ? null : undefined;
+    return n === 1 && e.z![0] < SMALL_FILE && e.z![0] === e.s ? { cid: e.c![0], size: e.z![0] } : undefined;
+  };
+  const batchStore = typeof (store as Partial<BatchStore>).getBatch === 'function' ? (store as Blockstore & BatchStore) : null;
+  const batchLimit = Math.max(1, Math.min(SMALL_BATCH_BYTES, Math.floor(budgetBytes / 4)));
+
+  /** Small files, whole: their blocks fetched together and verified, then every file created at once. */
+  const writeSmall = async (files: Array<{ path: TreePath; e: DirEntry; c: Chunk | null }>): Promise<void> => {
+    signal?.throwIfAborted();
+    const wanted = files.filter((f) => f.c !== null);
+    const held = await budget.acquire(wanted.reduce((a, f) => a + f.c!.size, 0));
+    try {
+      const cids = wanted.map((f) => f.c!.cid);
+      // Without getBatch (a reserve-wide store fetching from other Boxes), as many gets at once as one large file
+      // keeps ahead.
+      const got = await (batchStore ? batchStore.getBatch(cids, { signal }) : mapLimit(cids, AHEAD_BLOCKS, (cid) => store.get(cid, { signal }))).catch((e: unknown) => {
+        if (!(e instanceof BlockNotFoundError)) throw e;
+        const f = wanted.find((w) => w.c!.cid.equals(e.cid));
+        throw new BlockNotFoundError(e.cid, f ? `file ${showPath(f.path)}` : undefined);
+      });
+      const out: WholeFile[] = [];
+      let k = 0;
+      for (const f of files) {
+        let data = EMPTY;
+        if (f.c !== null) {
+          data = got[k++];
+          const ok = store.verifiesReads && !batchStore ? data.byteLength === f.c.size : matches(f.c, digestSync(data), data.byteLength);
+          if (!ok) throw new BlockCorruptError(f.c.cid, `the store (needed by file ${showPath(f.path)})`);
+        }
+        out.push({ path: f.path, data, meta: metaOf(f.e, 'file') });
+      }
+      if (target.writeFiles) await target.writeFiles(out);
+      else {
+        for (const f of out) {
+          const w = await target.create(f.path, f.data.byteLength, f.meta.mode);
+          try {
+            if (f.data.byteLength > 0) await w.write(f.data, 0);
+          } catch (e) {
+            await w.close();
+            throw e;
+          }
+          if (w.finish) await w.finish(f.meta);
+          else {
+            await w.close();
+            await target.setMeta(f.path, f.meta);
+          }
+        }
+      }
+      for (const f of out) {
+        stats.files++;
+        stats.bytes += f.data.byteLength;
+        if (f.data.byteLength > 0) stats.chunks++;
+        progress?.advance(f.data.byteLength);
+      }
+      if (batchStore) {
+        // Its buffers are this restore's alone (a few blocks share one): hand their memory back now, not at the
+        // next full collection.
+        const seen = new Set<ArrayBufferLike>();
+        for (const b of got) {
+          if (seen.has(b.buffer)) continue;
+          seen.add(b.buffer);
+          discard(new Uint8Array(b.buffer));
+        }
+      }
+    } finally {
+      budget.release(held);
+    }
+  };
+
   const symlink = async (p: TreePath, e: DirEntry): Promise<void> => {
     if (resuming) await target.remove!(p);
     await target.symlink(p, e.y!);
@@ -271,13 +445,13 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
   // before the restore reports it.
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  const launch = async (p: TreePath, e: DirEntry): Promise<void> => {
+  const launch = async (run: () => Promise<void>): Promise<void> => {
     await fileSlots.acquire();
     if (failure) {
       fileSlots.release();
       return;
     }
-    const job: Promise<void> = writeFile(p, e)
+    const job: Promise<void> = run()
       .catch((error: unknown) => void (failure ??= { error }))
       .finally(() => {
         fileSlots.release();
@@ -291,24 +465,32 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
     if (single) {
       const p = [single.n];
       if (single.k === 'l') await symlink(p, single);
-      else await launch(p, single);
+      else await launch(() => writeFile(p, single));
     } else {
       // Depth first, in name order; a directory's files start before its subdirectories are walked.
-      const stack: Array<{ path: TreePath; cid: CID }> = [{ path: [], cid: dirCid! }];
+      // The next directories to visit (the top of the stack) are read ahead: on a cold disk each directory block
+      // is a read of its own, and a walk that waited for each in turn would leave the file pipeline idle.
+      type Frame = { path: TreePath; cid: CID; index: number; listing?: Promise<{ entries: DirEntry[] }> };
+      const listingOf = (f: Frame): Promise<{ entries: DirEntry[] }> => (f.listing ??= readDir(store, f.cid, `directory ${showPath(f.path)}`));
+      const readAhead = (): void => {
+        for (let i = stack.length - 1; i >= 0 && i >= stack.length - DIRS_AHEAD; i--) listingOf(stack[i]).catch(() => undefined); // surfaces when visited
+      };
+      const stack: Frame[] = [{ path: [], cid: dirCid!, index: -1 }];
       while (stack.length > 0 && !failure) {
         signal?.throwIfAborted();
-        const { path, cid } = stack.pop()!;
-        const { entries } = await readDir(store, cid, `directory ${showPath(path)}`);
-        const subdirs: Array<{ path: TreePath; cid: CID; e: DirEntry }> = [];
+        const frame = stack.pop()!;
+        const { path, index } = frame;
+        const { entries } = await listingOf(frame);
+        const subdirs: Array<{ path: TreePath; cid: CID; e: DirEntry; index: number }> = [];
         const symlinks: Array<{ path: TreePath; e: DirEntry }> = [];
         const files: Array<{ path: TreePath; e: DirEntry }> = [];
         for (const e of entries) {
           const p = [...path, e.n];
-          if (e.k === 'd') subdirs.push({ path: p, cid: e.d!, e });
+          if (e.k === 'd') subdirs.push({ path: p, cid: e.d!, e, index: -1 });
           else if (e.k === 'l') symlinks.push({ path: p, e });
-          else if (e.h !== undefined && linkTargets.has(e.h)) links.push({ group: e.h, path: p });
+          else if (e.h !== undefined && linkTargets.has(e.h)) links.push({ group: e.h, path: p.map(copyName) });
           else {
-            if (e.h !== undefined) linkTargets.set(e.h, p);
+            if (e.h !== undefined) linkTargets.set(e.h, p.map(copyName));
             files.push({ path: p, e });
           }
         }
@@ -318,12 +500,33 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
           stats.dirs++;
         });
         await mapLimit(symlinks, 16, (l) => symlink(l.path, l.e));
+        // Files in name order; runs of small ones go in batches.
+        let batch: Array<{ path: TreePath; e: DirEntry; c: Chunk | null }> = [];
+        let batchBytes = 0;
+        const flush = async (): Promise<void> => {
+          if (batch.length === 0) return;
+          const b = batch;
+          batch = [];
+          batchBytes = 0;
+          await launch(() => writeSmall(b));
+        };
         for (const f of files) {
           if (failure) break;
-          await launch(f.path, f.e);
+          const c = smallBlock(f.e);
+          if (c === undefined) {
+            await flush();
+            await launch(() => writeFile(f.path, f.e));
+            continue;
+          }
+          const size = c?.size ?? 0;
+          if (batch.length >= SMALL_BATCH_FILES || (batch.length > 0 && batchBytes + size > batchLimit)) await flush();
+          batch.push({ ...f, c });
+          batchBytes += size;
         }
-        for (const d of subdirs) dirMeta.push({ path: d.path, e: d.e });
-        for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]);
+        if (!failure) await flush();
+        for (const d of subdirs) d.index = dirs.push({ parent: index, name: copyName(d.e.n), depth: d.path.length, meta: metaOf(d.e, 'dir') }) - 1;
+        for (let i = subdirs.length - 1; i >= 0; i--) stack.push({ path: subdirs[i].path, cid: subdirs[i].cid, index: subdirs[i].index });
+        readAhead();
       }
     }
   } catch (error) {
@@ -341,10 +544,15 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
   });
   // Directory metadata, deepest first (a parent's final mode may forbid reaching its children); directories at one
   // depth do not depend on each other.
-  const byDepth: Array<typeof dirMeta> = [];
-  for (const d of dirMeta) (byDepth[d.path.length] ??= []).push(d);
+  const byDepth: number[][] = [];
+  dirs.forEach((d, i) => (byDepth[d.depth] ??= []).push(i));
+  const pathOf = (i: number): TreePath => {
+    const out: Uint8Array[] = [];
+    for (let at = i; at >= 0; at = dirs[at].parent) out.push(dirs[at].name);
+    return out.reverse();
+  };
   for (let depth = byDepth.length - 1; depth > 0; depth--) {
-    await mapLimit(byDepth[depth] ?? [], 32, (d) => target.setMeta(d.path, metaOf(d.e, 'dir')));
+    await mapLimit(byDepth[depth] ?? [], 32, (i) => target.setMeta(pathOf(i), dirs[i].meta));
   }
   signal?.throwIfAborted(); // an aborted restore never reports itself complete
   await target.finish?.();

@@ -8,11 +8,22 @@ import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../block
 import { SHA256_CODE, equalBytes } from '../blocks/cid.ts';
 import { ByteBudget, Semaphore } from '../util/limit.ts';
 import { digestSync } from './inline.ts';
-import { discard } from '../util/buffers.ts';
+import { BufferPool, discard } from '../util/buffers.ts';
 import { MalformedManifestError } from './model.ts';
 import type { Progress } from '../ports.ts';
 import { listBlocksOf, readChunkRefs, readDir, readSnapshot } from './manifest-io.ts';
 import type { ChunkingService } from './ports.ts';
+
+/**
+ * A store that reads a block into a buffer the caller gives (a view of it when the block is shorter than it), else
+ * into a buffer of its own that the caller owns.
+ */
+interface IntoStore {
+  getInto(cid: CID, into: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** Reused read buffers hold any block up to the default chunker's largest chunk (2 MiB). */
+const REUSED_BUFFER = 2 * 1024 * 1024 + 64 * 1024;
 
 export interface VerifyBlocksResult {
   checked: number;
@@ -36,20 +47,30 @@ export async function verifyBlocks(params: {
   const inFlight = new Semaphore(32);
   let failure: { error: unknown } | undefined;
   const running = new Set<Promise<void>>();
+  // A store that reads into the caller's buffers (FsBlockstore): blocks up to the largest chunk go into reused
+  // buffers and are hashed here (sha2-256 with the CPU's SHA extensions costs less than a trip to a worker); a
+  // larger block comes back in a buffer of its own.
+  const intoStore = typeof (store as Partial<IntoStore>).getInto === 'function' ? (store as Blockstore & IntoStore) : null;
+  const pool = new BufferPool(REUSED_BUFFER, 16);
   /** Read one block and hash it: small ones here, large ones moved to the chunking service (not copied). */
   const check = async (cid: CID, held: number): Promise<void> => {
     try {
       let bytes: Uint8Array;
+      const into = intoStore ? pool.take(REUSED_BUFFER) : null;
       try {
-        bytes = await store.get(cid, { signal: params.signal });
+        bytes = await (intoStore ? intoStore.getInto(cid, into!, { signal: params.signal }) : store.get(cid, { signal: params.signal }));
       } catch (e) {
+        if (into) pool.give(into.buffer);
         if (e instanceof BlockNotFoundError) return; // deleted since it was listed
         throw e;
       }
       const size = bytes.byteLength;
       let digest: Uint8Array;
-      if (size < 128 * 1024) digest = digestSync(bytes);
-      else if (chunking.digestOwned) {
+      if (size < 128 * 1024 || intoStore) {
+        digest = digestSync(bytes);
+        if (into) pool.give(into.buffer);
+        if (into && bytes.buffer !== into.buffer) discard(bytes); // a block of its own (see IntoStore)
+      } else if (chunking.digestOwned) {
         const got = bytes;
         ({ digests: [digest], blocks: [bytes] } = await chunking.digestOwned([bytes]));
         if (bytes !== got) discard(bytes); // it went to a worker and back: ours alone, free it now
@@ -70,9 +91,10 @@ export async function verifyBlocks(params: {
     for await (const cid of store.keys()) {
       params.signal?.throwIfAborted();
       if (failure) break;
-      // Blocks are at most a few MiB; reserve an average share and let the budget bound the rest.
+      // Blocks are at most a few MiB; reserve an average share (a whole reused buffer) and let the budget bound
+      // the rest.
       await inFlight.acquire();
-      const held = await budget.acquire(1024 * 1024);
+      const held = await budget.acquire(intoStore ? REUSED_BUFFER : 1024 * 1024);
       const job: Promise<void> = check(cid, held)
         .catch((error: unknown) => void (failure ??= { error }))
         .finally(() => running.delete(job));
