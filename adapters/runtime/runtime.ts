@@ -90,13 +90,18 @@ export function stickyListen(listen: readonly string[], bound: readonly string[]
   });
 }
 
-/** Worker threads started on first use only: a Box that only syncs (init, join, status) never pays for them. */
-function lazyWorkerChunking(): ChunkingService {
+/**
+ * Worker threads started on first use only: a Box that only syncs (init, join, status) never pays for them. Every
+ * method of the pool is passed through, the moving ones included (`owned` windows, `digestOwned`): without them a
+ * backup copied each window and a restore each fetched chunk to a worker with postMessage instead of moving it.
+ */
+export function lazyWorkerChunking(make: () => WorkerChunking = () => new WorkerChunking()): ChunkingService {
   let pool: WorkerChunking | undefined;
-  const get = () => (pool ??= new WorkerChunking());
+  const get = () => (pool ??= make());
   return {
-    chunk: (data, eof) => get().chunk(data, eof),
+    chunk: (data, eof, owned) => get().chunk(data, eof, owned),
     digest: (blocks) => get().digest(blocks),
+    digestOwned: (blocks) => get().digestOwned(blocks),
     close: async () => {
       await pool?.close();
     },

@@ -156,12 +156,13 @@ export class BlockClient {
   }
 
   /**
-   * Store many blocks on `peer`, each read with `read` just before it is sent. Over a bulk transport up to
+   * Store many blocks on `peer`, each read with `read` (given its index in `cids`; reads come in that order) just
+   * before it is sent. Over a bulk transport up to
    * PUT_WINDOW blocks (and bytes) are in flight, so the peer stores them with overlapping fsyncs while more arrive;
    * otherwise four requests at a time. Resolves once every block is durable there; throws at the first failure
    * (BlockRefusedError, a network error, a failed read), after the puts in flight have settled.
    */
-  async putMany(peer: BoxId, cids: readonly CID[], read: (cid: CID) => Promise<Uint8Array>): Promise<{ stored: number; bytes: number }> {
+  async putMany(peer: BoxId, cids: readonly CID[], read: (cid: CID, index: number) => Promise<Uint8Array>): Promise<{ stored: number; bytes: number }> {
     let stored = 0;
     let bytes = 0;
     const one = async (cid: CID, data: Uint8Array) => {
@@ -170,18 +171,20 @@ export class BlockClient {
       bytes += data.byteLength;
     };
     if (!this.#o.network.blocks) {
-      await mapLimit(cids, 4, async (cid) => one(cid, await read(cid)));
+      await mapLimit(cids, 4, async (cid, i) => one(cid, await read(cid, i)));
       return { stored, bytes };
     }
     const running = new Set<Promise<void>>();
     let inFlight = 0; // bytes handed over, not yet durable there
     let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
     // Reads run a few ahead of the sends, in order; a block read waits for room in the window.
     const reads: Array<Promise<Uint8Array>> = [];
     let nextRead = 0;
     const readAhead = () => {
       while (nextRead < cids.length && reads.length < PUT_WINDOW.reads) {
-        const p = read(cids[nextRead++]);
+        const p = read(cids[nextRead], nextRead);
+        nextRead++;
         p.catch(() => undefined);
         reads.push(p);
       }
@@ -196,7 +199,10 @@ export class BlockClient {
           failure ??= { error };
           break;
         }
-        while (!failure && (running.size >= PUT_WINDOW.blocks || (inFlight > 0 && inFlight + data.byteLength > PUT_WINDOW.bytes))) await Promise.race(running);
+        // Wait for a put to settle (one waiter, woken by each settling put: no race over the whole window per block).
+        while (!failure && (running.size >= PUT_WINDOW.blocks || (inFlight > 0 && inFlight + data.byteLength > PUT_WINDOW.bytes))) {
+          await new Promise<void>((resolve) => (wake = resolve));
+        }
         if (failure) break;
         const cid = cids[i];
         const size = data.byteLength;
@@ -206,6 +212,9 @@ export class BlockClient {
           .finally(() => {
             inFlight -= size;
             running.delete(p);
+            const w = wake;
+            wake = undefined;
+            w?.();
           });
         running.add(p);
       }

@@ -46,7 +46,7 @@ import {
   encodeBlockResponse,
   packBits,
 } from './protocol.ts';
-import type { TrackingBlockstore } from './tracking-store.ts';
+import { inOrderReader, type TrackingBlockstore } from './tracking-store.ts';
 
 /** What the keeper tells its Box (the Box turns these into reserve events). */
 export type KeeperNotice =
@@ -126,6 +126,14 @@ export interface Protection {
 }
 
 const PUSH_PREFIX = 'keeper/push/';
+
+/**
+ * A block's identity as a short string, for sets that live for one comparison: its CID's bytes, one character per
+ * byte. Unlike `toString()` (base32, kept on the CID object once made) it costs no encoding and leaves nothing behind.
+ */
+function blockKey(cid: CID): string {
+  return String.fromCharCode.apply(null, cid.bytes as unknown as number[]);
+}
 
 export class DrainIncompleteError extends ReserveError {
   static override readonly name = 'DrainIncompleteError';
@@ -569,6 +577,8 @@ export class Keeper {
     const lost: CID[] = [];
     await mapLimit(missing, concurrency, async (cid) => {
       if (this.#stopped) return;
+      // Stored since the round looked (pushed here, or fetched and kept by a restore running meanwhile): fetched once.
+      if (blocks.holds(cid)) return;
       try {
         const got = await this.#o.client.fetch(cid, this.#candidates(cid));
         await blocks.put(cid, got.bytes);
@@ -736,7 +746,7 @@ export class Keeper {
         try {
           const has = await this.#peerHolds(peer, cids, placement, this.#indexed(), false);
           const need = cids.filter((_, i) => !has[i]);
-          await this.#o.client.putMany(peer, need, (cid) => this.#o.blocks.get(cid));
+          await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need));
         } catch {
           complete = false; // the peer is down or failed mid-way; the next round resumes from what it has
         }
@@ -774,7 +784,8 @@ export class Keeper {
       [...perPeer].map(async ([peer, cids]) => {
         try {
           const has = await this.#o.client.has(peer, cids); // its whole share is new to the peer: ask for just that
-          const moved = await this.#o.client.putMany(peer, cids.filter((_, i) => !has[i]), (cid) => this.#o.blocks.get(cid));
+          const need = cids.filter((_, i) => !has[i]);
+          const moved = await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need));
           blocks += moved.stored;
           bytes += moved.bytes;
         } catch {
@@ -850,8 +861,8 @@ export class Keeper {
         timeoutMs: this.#o.requestTimeoutMs,
         remoteReport: report ? { count: report.count, bytes: report.bytes, root: report.root } : undefined,
       });
-      lacks = new Set(r.onlyLocal.map(String));
-      extra = new Set(r.onlyRemote.map(String));
+      lacks = new Set(r.onlyLocal.map(blockKey));
+      extra = new Set(r.onlyRemote.map(blockKey));
     } catch (e) {
       if (e instanceof RemoteError && (e.remoteName === 'UnsupportedProtocolError' || e.remoteName === HoldingsGeometryMismatchError.name)) {
         this.#noHoldings.add(peer);
@@ -859,8 +870,9 @@ export class Keeper {
       }
       throw e;
     }
+    if (lacks.size === 0 && extra.size === 0) return cids.map((c) => expected.has(c));
     return cids.map((c) => {
-      const key = c.toString();
+      const key = blockKey(c);
       return lacks.has(key) ? false : extra.has(key) || expected.has(c);
     });
   }

@@ -20,6 +20,14 @@ function compact(cid: CID): CID {
   return b.byteOffset === 0 && b.buffer.byteLength === b.byteLength ? cid : CID.decode(b.slice());
 }
 
+/**
+ * A block store that can read many small blocks at once (FsBlockstore: one read per run of neighbouring records of a
+ * pack). Blocks it does not keep that way come back undefined, for the caller to `get` one by one.
+ */
+export interface PackedReads {
+  readPacked(cids: readonly CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>>;
+}
+
 export class TrackingBlockstore implements Blockstore {
   readonly inner: Blockstore;
   /** Held blocks: CID string -> CID (kept parsed, so sweeps and rounds never re-parse strings). */
@@ -85,6 +93,13 @@ export class TrackingBlockstore implements Blockstore {
     return this.inner.get(cid, options);
   }
 
+  /** The inner store's packed blocks among `cids` in one go (undefined for the others, or when it cannot). */
+  readPacked(cids: readonly CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>> {
+    const inner = this.inner as Blockstore & Partial<PackedReads>;
+    if (typeof inner.readPacked === 'function') return inner.readPacked(cids, options);
+    return Promise.resolve(new Array<Uint8Array | undefined>(cids.length));
+  }
+
   async has(cid: CID, options?: AbortOptions): Promise<boolean> {
     if (this.#loaded) return this.#held.has(cid.toString());
     return this.inner.has(cid, options);
@@ -128,4 +143,33 @@ export class TrackingBlockstore implements Blockstore {
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+/** How many blocks `inOrderReader` asks the store for at once (small blocks: at most 64 x 256 KiB in memory). */
+export const PACKED_READ_GROUP = 64;
+
+/**
+ * A reader for the blocks of `cids`, read in that order (as `BlockClient.putMany` reads them, a few ahead): the
+ * packed ones come a group at a time from one `readPacked` call (a read per run of neighbouring records instead of a
+ * read each, which was most of a push's reading), the others one `get` each as they are reached. A group's blocks
+ * are let go as they are handed out. A failed group read falls back to `get` per block, so each block fails alone.
+ */
+export function inOrderReader(blocks: TrackingBlockstore, cids: readonly CID[], group = PACKED_READ_GROUP): (cid: CID, index: number) => Promise<Uint8Array> {
+  const groups = new Map<number, { left: number; got: Promise<Array<Uint8Array | undefined>> }>();
+  return async (cid, index) => {
+    if (cids[index] !== cid) return blocks.get(cid); // not read through the list: plain get
+    const g = Math.floor(index / group);
+    let entry = groups.get(g);
+    if (entry === undefined) {
+      const part = cids.slice(g * group, (g + 1) * group);
+      entry = { left: part.length, got: blocks.readPacked(part).catch(() => new Array<Uint8Array | undefined>(part.length)) };
+      groups.set(g, entry);
+    }
+    const found = await entry.got;
+    const at = index - g * group;
+    const bytes = found[at];
+    found[at] = undefined;
+    if (--entry.left === 0) groups.delete(g);
+    return bytes ?? blocks.get(cid);
+  };
 }

@@ -43,7 +43,16 @@ export interface BoxReplicationResult {
   restoreCpuSeconds: number;
   /** Share of both phases' wall time × cores the whole machine was busy (other work included). */
   machineBusy: number;
+  /** CPU seconds of each Box process during replication (the author first), and its pid. */
+  replicateCpuByBox: Array<{ name: string; pid: number | undefined; cpuSeconds: number; sysSeconds: number }>;
+  /** Pid of the Box that restored (its profile, with `profileDir`, is the restore's). */
+  restorePid: number | undefined;
+  /** The phases in the monotonic clock V8's CPU profiles use (microseconds), to cut profiles to a phase. */
+  windows: { replicate: [number, number]; restore: [number, number] };
 }
+
+/** CLOCK_MONOTONIC in microseconds: the time base of `node --cpu-prof` sample times on Linux. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** CPU milliseconds (user + system) a process has used, from /proc (0 when it is gone or not Linux). */
 function cpuMsOf(pid: number | undefined): number {
@@ -51,6 +60,16 @@ function cpuMsOf(pid: number | undefined): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** System (kernel) CPU milliseconds of a process so far (0 when it is gone or not Linux). */
+function sysMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return (Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1000) / 100;
   } catch {
     return 0;
   }
@@ -67,13 +86,21 @@ function machineMs(): { busy: number; total: number } {
   }
 }
 
-export async function measureBoxReplication(options: { mib: number; boxes?: number; rf?: number; log?: (s: string) => void }): Promise<BoxReplicationResult> {
+export async function measureBoxReplication(options: {
+  mib: number;
+  boxes?: number;
+  rf?: number;
+  log?: (s: string) => void;
+  /** Profile every Box process (`node --cpu-prof`) into this directory: one file per process and thread, named by pid. */
+  profileDir?: string;
+}): Promise<BoxReplicationResult> {
   const log = options.log ?? (() => {});
   const boxes = options.boxes ?? 4;
   const rf = options.rf ?? 3;
   const base = await fs.mkdtemp(join(tmpdir(), 'reserve-net-bench-'));
   const protectedRoots = new Set<string>();
   const fleet = new Fleet(join(base, 'boxes'), {
+    ...(options.profileDir !== undefined ? { env: { RESERVE_DAEMON_NODE_OPTIONS: `${process.env.RESERVE_DAEMON_NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${options.profileDir}` } } : {}),
     onLine: (_name, line) => {
       const m = /"type":"protected","root":"([^"]+)"/.exec(line);
       if (m) protectedRoots.add(m[1]);
@@ -95,8 +122,12 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
     const t0 = performance.now();
     const b = await author.backup({ path: tree });
     const t1 = performance.now();
-    const cpu = () => names.reduce((n, name) => n + cpuMsOf(fleet.daemon(name).child.pid), 0);
-    const c1 = cpu();
+    const mono1 = monoUs();
+    const cpuEach = () => names.map((name) => cpuMsOf(fleet.daemon(name).child.pid));
+    const cpu = () => cpuEach().reduce((a, b) => a + b, 0);
+    const each1 = cpuEach();
+    const sys1 = names.map((name) => sysMsOf(fleet.daemon(name).child.pid));
+    const c1 = each1.reduce((a, b) => a + b, 0);
     const m1 = machineMs();
     let last: ReserveStatus | undefined;
     let lastAsked = 0;
@@ -113,7 +144,13 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
       await sleep(50);
     }
     const t2 = performance.now();
+    const mono2 = monoUs();
+    const each2 = cpuEach();
     const replicateCpuSeconds = (cpu() - c1) / 1000;
+    const replicateCpuByBox = names.map((name, i) => {
+      const pid = fleet.daemon(name).child.pid;
+      return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (sysMsOf(pid) - sys1[i]) / 1000 };
+    });
     const m2 = machineMs();
     author.close();
     log(`  backup ${((t1 - t0) / 1000).toFixed(1)} s, replicated to RF ${rf} ${((t2 - t1) / 1000).toFixed(1)} s later`);
@@ -126,8 +163,10 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
     const c3 = cpuMsOf(newPid);
     const m3 = machineMs();
     const t3 = performance.now();
+    const mono3 = monoUs();
     const r = await fresh.restore({ ref: b.root, target: join(base, 'restored') });
     const t4 = performance.now();
+    const mono4 = monoUs();
     const restoreCpuSeconds = (cpuMsOf(newPid) - c3) / 1000;
     const m4 = machineMs();
     fresh.close();
@@ -147,9 +186,98 @@ export async function measureBoxReplication(options: { mib: number; boxes?: numb
       replicateCpuSeconds,
       restoreCpuSeconds,
       machineBusy: (m2.busy - m1.busy + m4.busy - m3.busy) / Math.max(1, m2.total - m1.total + m4.total - m3.total),
+      replicateCpuByBox,
+      restorePid: newPid,
+      windows: { replicate: [mono1, mono2], restore: [mono3, mono4] },
     };
   } finally {
     await fleet.stopAll();
     await fs.rm(base, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Self time of one `--cpu-prof` profile within [from, to] (monotonic µs), by group (a package under node_modules,
+ * a project file, GC, idle, a native call) and by function. Idle is left out of the shares.
+ */
+export function profileWindow(file: string, from: number, to: number, topN = 20): { busyMs: number; idleMs: number; groups: Array<[string, number]>; top: Array<[string, number]> } {
+  interface Node {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+  }
+  const p = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; startTime: number; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(p.nodes.map((n) => [n.id, n] as const));
+  const groups = new Map<string, number>();
+  const fns = new Map<string, number>();
+  let t = p.startTime;
+  let busy = 0;
+  let idle = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i];
+    const dt = i + 1 < p.timeDeltas.length ? p.timeDeltas[i + 1] : 0;
+    if (t < from || t > to || dt <= 0) continue;
+    const f = byId.get(p.samples[i])?.callFrame;
+    if (!f) continue;
+    if (f.functionName === '(idle)') {
+      idle += dt;
+      continue;
+    }
+    busy += dt;
+    const url = f.url;
+    const nm = url.lastIndexOf('/node_modules/');
+    let group: string;
+    if (!url) group = f.functionName.startsWith('(') ? f.functionName : `native ${f.functionName}`;
+    else if (nm >= 0) {
+      const rest = url.slice(nm + 14).split('/');
+      group = rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
+    } else if (url.startsWith('node:')) group = url.replace(/^node:internal\//, 'node:').split('/').slice(0, 2).join('/');
+    else {
+      const m = /\/(core|adapters|simulations|bin)\/.*$/.exec(url);
+      group = m ? m[0].slice(1) : url;
+    }
+    groups.set(group, (groups.get(group) ?? 0) + dt);
+    const fn = `${f.functionName || '(anonymous)'} ${group}:${f.lineNumber + 1}`;
+    fns.set(fn, (fns.get(fn) ?? 0) + dt);
+  }
+  const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / 1000] as [string, number]);
+  return { busyMs: busy / 1000, idleMs: idle / 1000, groups: sorted(groups).slice(0, topN), top: sorted(fns).slice(0, topN) };
+}
+
+function printWindow(title: string, files: string[], from: number, to: number): void {
+  for (const file of files) {
+    const w = profileWindow(file, from, to);
+    if (w.busyMs < 50) continue;
+    console.log(`${title} ${file.replace(/^.*\/CPU\.\d+\.\d+\./, '')}: ${(w.busyMs / 1000).toFixed(2)} s busy, ${(w.idleMs / 1000).toFixed(2)} s idle`);
+    console.log(`  by group: ${w.groups.map(([k, ms]) => `${k} ${((ms / w.busyMs) * 100).toFixed(1)}%`).join(', ')}`);
+    for (const [k, ms] of w.top) console.log(`    ${((ms / w.busyMs) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  }
+}
+
+// `node --import tsx simulations/bench/box-replication.ts [--mib 256] [--profile DIR]`: this section alone (no raw
+// TCP reference), with each Box's CPU time; with --profile every daemon runs under --cpu-prof and the profiles are
+// summarised per Box (the author's includes its backup; the new Box's is the restore).
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  const mib = Number(arg('mib') ?? 256);
+  const profileDir = arg('profile');
+  if (profileDir) await fs.mkdir(profileDir, { recursive: true });
+  const r = await measureBoxReplication({ mib, ...(profileDir ? { profileDir } : {}), log: (s) => console.log(s) });
+  const perMib = (s: number) => ((s * 1000) / r.mib).toFixed(1);
+  console.log(
+    `replicate ${r.replicateSeconds.toFixed(1)} s (${r.wireMibPerSec.toFixed(0)} MiB/s on the wire), CPU ${r.replicateCpuSeconds.toFixed(1)} s = ${perMib(r.replicateCpuSeconds)} ms/MiB of data; ` +
+      `restore ${r.restoreSeconds.toFixed(1)} s (${r.restoreMibPerSec.toFixed(0)} MiB/s), CPU ${r.restoreCpuSeconds.toFixed(1)} s = ${perMib(r.restoreCpuSeconds)} ms/MiB; machine ${(r.machineBusy * 100).toFixed(0)}% busy`,
+  );
+  for (const b of r.replicateCpuByBox) console.log(`  ${b.name} (pid ${b.pid}): ${b.cpuSeconds.toFixed(2)} s CPU in replication (${b.sysSeconds.toFixed(2)} s of it in the kernel), ${perMib(b.cpuSeconds)} ms/MiB`);
+  console.log(`  restoring Box: pid ${r.restorePid}`);
+  if (profileDir) {
+    const { readdirSync } = await import('node:fs');
+    await fs.writeFile(join(profileDir, 'phases.json'), JSON.stringify({ windows: r.windows, boxes: r.replicateCpuByBox, restorePid: r.restorePid }));
+    const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+    const of = (pid: number | undefined) => files.filter((f) => f.includes(`.${pid}.`)).map((f) => join(profileDir, f));
+    for (const b of r.replicateCpuByBox) printWindow(`replication, ${b.name}`, of(b.pid), ...r.windows.replicate);
+    printWindow('restore, new-box', of(r.restorePid), ...r.windows.restore);
   }
 }
