@@ -224,9 +224,11 @@ export function register(program: Command): void {
             url: server.url,
             addresses: info.addresses,
           });
+          // The first signal stops the Box; repeats while it stops are ignored (a signal can reach the daemon twice:
+          // directly and through the launcher that re-ran it with its Node flags, bin/daemon-launch.mjs).
           const signal = await new Promise<string>((resolve) => {
-            process.once('SIGINT', () => resolve('SIGINT'));
-            process.once('SIGTERM', () => resolve('SIGTERM'));
+            process.on('SIGINT', () => resolve('SIGINT'));
+            process.on('SIGTERM', () => resolve('SIGTERM'));
           });
           say(`${signal}: stopping`, { type: 'stopping', signal });
         } finally {

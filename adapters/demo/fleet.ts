@@ -14,8 +14,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReserveError } from '../../core/errors.ts';
 import { DAEMON_FILE, type DaemonFile } from '../daemon/api.ts';
+import { DAEMON_NODE_FLAGS } from '../../bin/daemon-launch.mjs';
 
 const BIN = fileURLToPath(new URL('../../bin/reserve.mjs', import.meta.url));
+
+/**
+ * Extra Node options for every `reserve daemon` a fleet starts, opt-in and for measurements only: e.g.
+ * `RESERVE_DAEMON_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof'` profiles each Box (one .cpuprofile per
+ * process and thread, written when the daemon exits cleanly). Split on whitespace; placed before the script.
+ */
+export function daemonNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.RESERVE_DAEMON_NODE_OPTIONS ?? '').split(/\s+/).filter((a) => a.length > 0);
+}
 
 /** A `reserve` command failed (non-zero exit, or no answer within its deadline). */
 export class CommandFailedError extends ReserveError {
@@ -114,8 +124,11 @@ export class Fleet {
     if (this.#daemons.has(name)) throw new DaemonFailedError(`the daemon of ${name} is already running`);
     const dataDir = this.dataDir(name);
     await fs.rm(join(dataDir, DAEMON_FILE), { force: true });
-    const child = spawn(process.execPath, [BIN, 'daemon', '--data', dataDir, '--json', ...extra], {
-      env: { ...process.env, ...this.options.env },
+    const env = { ...process.env, ...this.options.env };
+    // The daemon's own Node flags are given here, so the process started is the daemon itself (bin/reserve.mjs would
+    // otherwise run it again as a child with them): its pid is the one in daemon.json, its CPU time the Box's.
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...daemonNodeArgs(env), BIN, 'daemon', '--data', dataDir, '--json', ...extra], {
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#children.add(child);
