@@ -16,8 +16,9 @@
  * Not a test: the figures depend on the machine and on whatever else runs on it.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareTrees } from '../../adapters/fs/compare.ts';
 import { CommandFailedError, cleanupMeasure, dirSize, dropCaches, haveGnuTime, measure, run, setScratchDir, type Command } from './backup-measure.ts';
@@ -173,9 +174,30 @@ function ensureTools(o: Options): void {
   }
 }
 
+/**
+ * Names, sizes and mtimes of every entry under `dir`, hashed: the data set as generated, so a copy changed since
+ * (modify_data.py run on it by hand, a stray file) is noticed and generated again instead of skewing the figures.
+ */
+function fingerprint(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const st = lstatSync(join(d, name));
+      h.update(`${rel}${name}\0${st.mode}\0${st.size}\0${st.mtimeMs}\n`);
+      if (st.isDirectory()) walk(join(d, name), `${rel}${name}/`);
+    }
+  };
+  walk(dir, '');
+  return h.digest('hex');
+}
+
 function ensureData(o: Options, sizeMib: number): string {
   const dir = join(o.benchDir, `data-${sizeMib}mib`);
-  if (existsSync(dir) && readdirSync(dir).length > 0) return dir;
+  const stamp = `${dir}.fingerprint`;
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === fingerprint(dir)) return dir;
+    log(`the ${sizeMib} MiB data set in ${dir} is not as generated (changed since, or from an older bench): generating it again`);
+  }
   const gen = join(o.datasets, 'gen_data.py');
   if (!existsSync(gen)) fail(`the data set generator ${gen} is missing (use --datasets DIR)`);
   if (!commandExists('python3')) fail('python3 is needed to generate the data set');
@@ -187,6 +209,7 @@ function ensureData(o: Options, sizeMib: number): string {
   run('python3', [gen, '--out', partial, '--size-mib', String(sizeMib), '--seed', '42']);
   rmSync(dir, { recursive: true, force: true });
   renameSync(partial, dir);
+  writeFileSync(stamp, fingerprint(dir) + '\n');
   log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return dir;
 }
