@@ -128,3 +128,23 @@ describe('FsBlockstore.getInto', () => {
     }
   });
 });
+
+describe('a pack cut short after it was written', () => {
+  it('getBatch names the pack and the offset with PackTruncatedError instead of returning short bytes', async () => {
+    const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
+    try {
+      const small = Array.from({ length: 6 }, (_, i) => block(i + 500, 3000));
+      for (const b of small) await store.put(b.cid, b.bytes);
+      const last = (await store.locate(small[5].cid))!;
+      await fs.truncate(last.path, last.offset + 10);
+      const err = await store.getBatch(small.map((b) => b.cid)).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.name).toBe('PackTruncatedError');
+      expect(err?.message).toContain(last.path);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -34,7 +34,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { CID } from 'multiformats/cid';
 import { RAW_CODE, matchesCid } from '../../core/blocks/cid.ts';
-import { isNotFound } from './support.ts';
+import { PackTruncatedError, isNotFound } from './support.ts';
 
 const PACK_MAGIC = Buffer.from('RSVPACK1', 'latin1');
 const IDX_MAGIC = Buffer.from('RSVIDX01', 'latin1');
@@ -487,7 +487,7 @@ export class PackSet {
         let got = 0;
         while (got < length) {
           const n = await readAt(h.fd, out, got, length - got, offset + got);
-          if (n === 0) throw new Error(`pack ${pack.path} ends inside a record (offset ${offset + got})`);
+          if (n === 0) throw new PackTruncatedError(pack.path, offset + got);
           got += n;
         }
         return out;
@@ -882,7 +882,7 @@ export class PackSet {
         let got = 0;
         while (got < buf.byteLength) {
           const n = await readAt(h.fd, buf, got, buf.byteLength - got, start + got);
-          if (n === 0) throw new Error(`pack ${pack.path} ends inside a record (offset ${start + got})`);
+          if (n === 0) throw new PackTruncatedError(pack.path, start + got);
           got += n;
         }
         for (const p of run) out[p.i] = buf.subarray(p.offset - start, p.offset - start + p.length);

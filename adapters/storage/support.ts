@@ -19,6 +19,14 @@ export class KvFormatError extends ReserveError {
   static override readonly name = 'KvFormatError';
 }
 
+/** A pack file ends inside a record it indexes (truncated or damaged after it was written). */
+export class PackTruncatedError extends ReserveError {
+  static override readonly name = 'PackTruncatedError';
+  constructor(path: string, offset: number) {
+    super(`pack ${path} ends inside a record (offset ${offset})`);
+  }
+}
+
 export function throwIfAborted(options?: AbortOptions): void {
   if (options?.signal?.aborted === true) throw new AbortedError();
 }
