@@ -538,23 +538,8 @@ export class FsBlockstore implements Blockstore {
     const quiet = t.ops === 0;
     let blocks = 0;
     let bytes = 0;
-    let names: string[];
-    try {
-      names = await fsp.readdir(shard);
-    } catch (err) {
-      if (isNotFound(err)) return { blocks, bytes };
-      throw err;
-    }
-    for (const name of names) {
-      throwIfAborted(options);
-      let cid: CID;
-      try {
-        cid = CID.parse(name);
-      } catch {
-        continue;
-      }
-      const path = join(shard, name);
-      if (this.pathOf(cid) !== path || this.#packs.entry(packKey(cid)) !== undefined) continue;
+    for await (const { cid, path } of this.#shardFiles(shard, options)) {
+      if (this.#packs.entry(packKey(cid)) !== undefined) continue;
       try {
         const st = await fsp.lstat(path);
         blocks += 1;
@@ -680,26 +665,28 @@ export class FsBlockstore implements Blockstore {
 
   /** Every stored block file, skipping anything that is not a CID in its right shard (foreign files). */
   async *#walk(options?: AbortOptions): AsyncIterable<{ cid: CID; path: string }> {
-    for (const xx of await listDirs(this.#blocksDir)) {
-      const shard = join(this.#blocksDir, xx);
-      let names: string[];
+    for (const xx of await listDirs(this.#blocksDir)) yield* this.#shardFiles(join(this.#blocksDir, xx), options);
+  }
+
+  /** The block files of one shard (none when it does not exist), skipping anything that is not a CID in its right shard. */
+  async *#shardFiles(shard: string, options?: AbortOptions): AsyncIterable<{ cid: CID; path: string }> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(shard);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const name of names) {
+      throwIfAborted(options);
+      let cid: CID;
       try {
-        names = await fsp.readdir(shard);
-      } catch (err) {
-        if (isNotFound(err)) continue;
-        throw err;
+        cid = CID.parse(name);
+      } catch {
+        continue;
       }
-      for (const name of names) {
-        throwIfAborted(options);
-        let cid: CID;
-        try {
-          cid = CID.parse(name);
-        } catch {
-          continue;
-        }
-        const path = join(shard, name);
-        if (this.pathOf(cid) === path) yield { cid, path };
-      }
+      const path = join(shard, name);
+      if (this.pathOf(cid) === path) yield { cid, path };
     }
   }
 }
