@@ -7,8 +7,10 @@
  * wire, one allocation per message instead of two. The PSK layer below (psk.ts) gathers what noise hands it into
  * one buffer per batch regardless, so nothing downstream needs the message contiguous. Small messages (the
  * handshake, short frames) keep the default path, which is faster below 1200 bytes.
- * Measured on the 2-core machine (a libp2p stream without PSK, 512 MiB, 3 interleaved runs each, machine loaded by
- * other work): sender CPU per MiB, median 2.21 -> 1.76 ms; receiver 2.65 -> 2.26 ms (fewer young-generation GCs).
+ * Measured on the 2-core machine: a bare libp2p stream without PSK (512 MiB, 3 interleaved runs, machine loaded by
+ * other work) went from 2.21 to 1.76 sender CPU ms per MiB (medians); on the whole block path with PSK (bench:net's
+ * blocks+psk, quiet machine, two A/B rounds together with framed-stream.ts's fewer wake-ups) the gain is within the
+ * noise: sender 4.17-4.31 -> 3.95-4.23 ms/MiB, receiver 4.52-5.00 -> 4.46-4.76.
  */
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto';
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise';
