@@ -24,7 +24,7 @@ import { backupDirectory } from '../adapters/repo/ops.ts';
 import { LocalRepo } from '../adapters/repo/local-repo.ts';
 import { propertyOptions } from './support/fc.ts';
 import { enc, treeArb } from './support/snapshot-arbitraries.ts';
-import { fixedClock, pathJoin, removeTree, seededBytes, setTimesUs, tempDir, writeTree, type Node, type TreeSpec } from './support/snapshot-fixtures.ts';
+import { fixedClock, pathJoin, seededBytes, setTimesUs, withTemp, writeTree, type Node, type TreeSpec } from './support/snapshot-fixtures.ts';
 
 const SMALL: ChunkerParams = { minSize: 64, avgSize: 256, maxSize: 1024 };
 
@@ -41,14 +41,6 @@ async function backupTree(src: string, store: Blockstore, parent: BackupResult |
   });
 }
 
-async function withTemp<T>(prefix: string, fn: (base: string) => Promise<T>): Promise<T> {
-  const base = await tempDir(prefix);
-  try {
-    return await fn(base);
-  } finally {
-    await removeTree(base);
-  }
-}
 
 async function keys(store: Blockstore): Promise<Set<string>> {
   const out = new Set<string>();

@@ -37,7 +37,7 @@ import { ReserveSim } from '../simulations/reserve/harness.ts';
 import { MemTargetTree, compareMemTrees, generateTree, type MemNode } from '../simulations/reserve/memtree.ts';
 import { propertyOptions, seedFor } from './support/fc.ts';
 import { enc, treeArb } from './support/snapshot-arbitraries.ts';
-import { fingerprint, fixedClock, pathJoin, prng, removeTree, runCli, seededBytes, spawnCli, tempDir, writeTree } from './support/snapshot-fixtures.ts';
+import { fingerprint, fixedClock, pathJoin, prng, removeTree, runCli, seededBytes, spawnCli, withTemp, writeTree } from './support/snapshot-fixtures.ts';
 
 const SMALL: ChunkerParams = { minSize: 64, avgSize: 256, maxSize: 1024 };
 
@@ -71,14 +71,6 @@ class FlakyStore implements Blockstore {
   }
 }
 
-async function withTemp<T>(prefix: string, fn: (base: string) => Promise<T>): Promise<T> {
-  const base = await tempDir(prefix);
-  try {
-    return await fn(base);
-  } finally {
-    await removeTree(base);
-  }
-}
 
 async function backupTree(src: string, store: Blockstore): Promise<BackupResult> {
   return backup({ source: new LocalSourceTree(src), store, chunking: inlineChunking(SMALL), clock: fixedClock(), author: 'proofs', host: 'proofs', chunker: SMALL });

@@ -35,8 +35,7 @@ import {
   fingerprint,
   fixedClock,
   pathJoin,
-  removeTree,
-  tempDir,
+  withTemp,
   writeTree,
   type Node,
   type TreeSpec,
@@ -67,14 +66,6 @@ async function restoreTo(dst: string, store: Blockstore, b: BackupResult, subpat
   return restore({ store, target: await LocalTargetTree.prepare(dst), chunking: inlineChunking(SMALL), snapshot: b.cid, subpath });
 }
 
-async function withTemp<T>(prefix: string, fn: (base: string) => Promise<T>): Promise<T> {
-  const base = await tempDir(prefix);
-  try {
-    return await fn(base);
-  } finally {
-    await removeTree(base);
-  }
-}
 
 /** Every path in the spec (not the root), with its kind. */
 function pathsOf(spec: TreeSpec): Array<{ path: Uint8Array[]; kind: Node['kind'] }> {

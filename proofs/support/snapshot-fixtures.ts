@@ -19,6 +19,16 @@ export async function tempDir(prefix: string): Promise<string> {
   return fs.mkdtemp(join(tmpdir(), `reserve-${prefix}-`));
 }
 
+/** Run `fn` with a fresh temp directory, removed afterwards whatever happens. */
+export async function withTemp<T>(prefix: string, fn: (base: string) => Promise<T>): Promise<T> {
+  const base = await tempDir(prefix);
+  try {
+    return await fn(base);
+  } finally {
+    await removeTree(base);
+  }
+}
+
 /** Remove a tree whatever its modes (read-only directories are made writable first) and names. */
 export async function removeTree(path: string | Buffer): Promise<void> {
   const open = async (p: Buffer): Promise<void> => {
