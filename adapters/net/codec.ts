@@ -348,9 +348,10 @@ function readCid(r: Reader): CID {
   return decodeCidBytes(r.take(len, 'CID'));
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
+/** `parts` copied into one new buffer; `total` is their summed length when the caller already knows it. */
+export function concat(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  let n = total ?? 0;
+  if (total === undefined) for (const p of parts) n += p.byteLength;
   const out = new Uint8Array(n);
   let o = 0;
   for (const p of parts) {

@@ -10,7 +10,7 @@
  * A decoding failure aborts the stream (the peer sees a reset) and is rethrown to the reader.
  */
 import type { Stream } from '@libp2p/interface';
-import { FrameDecoder, frameHeader, type Frame, type FrameLimits } from './codec.ts';
+import { FrameDecoder, concat, frameHeader, type Frame, type FrameLimits } from './codec.ts';
 import { StreamEndedError } from './errors.ts';
 
 export interface FramedStreamOptions {
@@ -29,15 +29,6 @@ export interface OutFrame {
   prefix?: Uint8Array;
 }
 
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
 export const DEFAULT_READ_HIGH_WATER = 8 * 1024 * 1024;
 
 function abortReason(signal: AbortSignal): unknown {
