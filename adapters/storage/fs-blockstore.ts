@@ -294,15 +294,12 @@ export class FsBlockstore implements Blockstore {
   }
 
   /**
-   * Several blocks, in the order asked, for restores of many small files: packed neighbours come from one read of
-   * their pack (PackSet.getMany), other blocks are read as `get` reads them. The buffers are the caller's (blocks of
-   * one read share one: free it only once done with all of them). Unverified, like `get`; a block not stored throws
-   * BlockNotFoundError.
+   * Several blocks, in the order asked, for restores of many small files: the packed ones as `readPacked` reads
+   * them, the others as `get` does. The buffers are the caller's (blocks of one read share one: free it only once
+   * done with all of them). Unverified, like `get`; a block not stored throws BlockNotFoundError.
    */
   async getBatch(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]> {
-    this.#check();
-    throwIfAborted(options);
-    const packed = await this.#packs.getMany(cids.map(packKey));
+    const packed = await this.readPacked(cids, options);
     return Promise.all(packed.map((bytes, i) => bytes ?? this.get(cids[i], options)));
   }
 

@@ -34,6 +34,20 @@ export interface Blockstore {
   readonly verifiesReads?: boolean;
 }
 
+/**
+ * An optional capability of a store (FsBlockstore has it): read a block into a buffer the caller gives (a view of it
+ * when the block is shorter than it), else into a buffer of its own that the caller owns. Readers that know about
+ * how large their blocks are (restore, verify) reuse their buffers instead of allocating one per block.
+ */
+export interface ReadsInto {
+  getInto(cid: CID, into: Uint8Array, options?: AbortOptions): Promise<Uint8Array>;
+}
+
+/** `store` when it can read into the caller's buffers, else null. */
+export function readsInto(store: Blockstore): (Blockstore & ReadsInto) | null {
+  return typeof (store as Partial<ReadsInto>).getInto === 'function' ? (store as Blockstore & ReadsInto) : null;
+}
+
 export class BlockNotFoundError extends ReserveError {
   static override readonly name = 'BlockNotFoundError';
   /** `neededBy` says what wanted the block (e.g. "file photos/a.jpg"), for a message a user can act on. */

@@ -24,7 +24,7 @@
  * any point and run again fetches only what is missing, and ends byte-identical.
  */
 import type { CID } from 'multiformats/cid';
-import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
+import { BlockCorruptError, BlockNotFoundError, readsInto, type Blockstore } from '../blocks/blockstore.ts';
 import { SHA256_CODE, equalBytes } from '../blocks/cid.ts';
 import { ReserveError } from '../errors.ts';
 import type { Progress } from '../ports.ts';
@@ -106,14 +106,6 @@ const SMALL_BATCH_FILES = 64;
  */
 interface BatchStore {
   getBatch(cids: readonly CID[], options?: { signal?: AbortSignal }): Promise<Uint8Array[]>;
-}
-
-/**
- * A store that reads a block into a buffer the caller gives (a view of it when the block is shorter than it), else
- * into a buffer of its own that the caller owns.
- */
-interface IntoStore {
-  getInto(cid: CID, into: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** Capacities of reused block buffers are multiples of this. */
@@ -205,7 +197,7 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
     }
     return { digest: (await chunking.digest([bytes]))[0], bytes };
   };
-  const intoStore = typeof (store as Partial<IntoStore>).getInto === 'function' ? (store as Blockstore & IntoStore) : null;
+  const intoStore = readsInto(store);
   const buffers = new BlockBuffers(Math.max(BUFFER_CLASS, budgetBytes));
   /** A verified block; `moved`: it went to a worker and back (no one else holds it); `pooled`: its buffer to reuse. */
   type Fetched = { bytes: Uint8Array; moved: boolean; pooled: ArrayBuffer | null };
@@ -319,7 +311,7 @@ export async function restore(params: RestoreParams): Promise<RestoreResult> {
         // A block that went to a worker and back is this restore's alone: free its memory now.
         if (moved) discard(bytes);
         else if (pooled) buffers.give(pooled);
-        else if (intoStore) discard(bytes); // a block of its own (see IntoStore)
+        else if (intoStore) discard(bytes); // a block of its own (see ReadsInto)
       } finally {
         budget.release(a.held);
       }

@@ -4,7 +4,7 @@
  * each snapshot needs, which garbage collection and repair build on.
  */
 import type { CID } from 'multiformats/cid';
-import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
+import { BlockCorruptError, BlockNotFoundError, readsInto, type Blockstore } from '../blocks/blockstore.ts';
 import { SHA256_CODE, equalBytes } from '../blocks/cid.ts';
 import { ByteBudget, Semaphore } from '../util/limit.ts';
 import { digestSync } from './inline.ts';
@@ -13,14 +13,6 @@ import { MalformedManifestError } from './model.ts';
 import type { Progress } from '../ports.ts';
 import { listBlocksOf, readChunkRefs, readDir, readSnapshot } from './manifest-io.ts';
 import type { ChunkingService } from './ports.ts';
-
-/**
- * A store that reads a block into a buffer the caller gives (a view of it when the block is shorter than it), else
- * into a buffer of its own that the caller owns.
- */
-interface IntoStore {
-  getInto(cid: CID, into: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
-}
 
 /** Reused read buffers hold any block up to the default chunker's largest chunk (2 MiB). */
 const REUSED_BUFFER = 2 * 1024 * 1024 + 64 * 1024;
@@ -50,7 +42,7 @@ export async function verifyBlocks(params: {
   // A store that reads into the caller's buffers (FsBlockstore): blocks up to the largest chunk go into reused
   // buffers and are hashed here (sha2-256 with the CPU's SHA extensions costs less than a trip to a worker); a
   // larger block comes back in a buffer of its own.
-  const intoStore = typeof (store as Partial<IntoStore>).getInto === 'function' ? (store as Blockstore & IntoStore) : null;
+  const intoStore = readsInto(store);
   const pool = new BufferPool(REUSED_BUFFER, 16);
   /** Read one block and hash it: small ones here, large ones moved to the chunking service (not copied). */
   const check = async (cid: CID, held: number): Promise<void> => {
@@ -69,7 +61,7 @@ export async function verifyBlocks(params: {
       if (size < 128 * 1024 || intoStore) {
         digest = digestSync(bytes);
         if (into) pool.give(into.buffer);
-        if (into && bytes.buffer !== into.buffer) discard(bytes); // a block of its own (see IntoStore)
+        if (into && bytes.buffer !== into.buffer) discard(bytes); // a block of its own (see ReadsInto)
       } else if (chunking.digestOwned) {
         const got = bytes;
         ({ digests: [digest], blocks: [bytes] } = await chunking.digestOwned([bytes]));
