@@ -70,6 +70,7 @@ import { BlockSessions, PUSH_PROTOCOL_ID } from './block-sessions.ts';
 import { FramedStream } from './framed-stream.ts';
 import { ReservePskProtector, type PskCipher } from './psk.ts';
 import { noiseCrypto } from './noise-crypto.ts';
+import { halfWindowUpdates } from './yamux-window.ts';
 
 export interface ProtocolLimits {
   maxRequestBytes: number;
@@ -1191,5 +1192,6 @@ export class Libp2pNetwork implements Network {
 }
 
 export function createLibp2pNetwork(options: Libp2pNetworkOptions): Libp2pNetwork {
+  halfWindowUpdates();
   return new Libp2pNetwork(options);
 }
