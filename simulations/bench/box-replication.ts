@@ -38,6 +38,10 @@ export interface BoxReplicationResult {
   wireMibPerSec: number;
   restoreSeconds: number;
   restoreMibPerSec: number;
+  /** Bytes that crossed the loopback interface during replication (everything on it: protocol, gossip, status). */
+  loopbackBytes: number;
+  /** The snapshot's new bytes × (RF-1): the least replication has to move. */
+  minimumWireBytes: number;
   /** CPU seconds (user + system) of every Box process during replication, and of the restoring Box during restore. */
   replicateCpuSeconds: number;
   restoreCpuSeconds: number;
@@ -70,6 +74,15 @@ function sysMsOf(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
     return (Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Bytes sent over the loopback interface so far (machine-wide; 0 when not Linux). */
+function loopbackBytes(): number {
+  try {
+    return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8'));
   } catch {
     return 0;
   }
@@ -129,6 +142,7 @@ export async function measureBoxReplication(options: {
     const sys1 = names.map((name) => sysMsOf(fleet.daemon(name).child.pid));
     const c1 = each1.reduce((a, b) => a + b, 0);
     const m1 = machineMs();
+    const lo1 = loopbackBytes();
     let last: ReserveStatus | undefined;
     let lastAsked = 0;
     for (;;) {
@@ -152,6 +166,7 @@ export async function measureBoxReplication(options: {
       return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (sysMsOf(pid) - sys1[i]) / 1000 };
     });
     const m2 = machineMs();
+    const lo2 = loopbackBytes();
     author.close();
     log(`  backup ${((t1 - t0) / 1000).toFixed(1)} s, replicated to RF ${rf} ${((t2 - t1) / 1000).toFixed(1)} s later`);
 
@@ -183,6 +198,8 @@ export async function measureBoxReplication(options: {
       wireMibPerSec: ((b.stats.bytesNew / MIB) * (rf - 1)) / replicateSeconds,
       restoreSeconds: (t4 - t3) / 1000,
       restoreMibPerSec: mib / ((t4 - t3) / 1000),
+      loopbackBytes: lo2 - lo1,
+      minimumWireBytes: b.stats.bytesNew * (rf - 1),
       replicateCpuSeconds,
       restoreCpuSeconds,
       machineBusy: (m2.busy - m1.busy + m4.busy - m3.busy) / Math.max(1, m2.total - m1.total + m4.total - m3.total),
@@ -270,6 +287,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     `replicate ${r.replicateSeconds.toFixed(1)} s (${r.wireMibPerSec.toFixed(0)} MiB/s on the wire), CPU ${r.replicateCpuSeconds.toFixed(1)} s = ${perMib(r.replicateCpuSeconds)} ms/MiB of data; ` +
       `restore ${r.restoreSeconds.toFixed(1)} s (${r.restoreMibPerSec.toFixed(0)} MiB/s), CPU ${r.restoreCpuSeconds.toFixed(1)} s = ${perMib(r.restoreCpuSeconds)} ms/MiB; machine ${(r.machineBusy * 100).toFixed(0)}% busy`,
   );
+  console.log(`  loopback carried ${(r.loopbackBytes / MIB).toFixed(0)} MiB during replication, ${(r.loopbackBytes / r.minimumWireBytes).toFixed(2)}x the ${(r.minimumWireBytes / MIB).toFixed(0)} MiB replication has to move`);
   for (const b of r.replicateCpuByBox) console.log(`  ${b.name} (pid ${b.pid}): ${b.cpuSeconds.toFixed(2)} s CPU in replication (${b.sysSeconds.toFixed(2)} s of it in the kernel), ${perMib(b.cpuSeconds)} ms/MiB`);
   console.log(`  restoring Box: pid ${r.restorePid}`);
   if (profileDir) {

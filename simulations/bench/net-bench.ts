@@ -5,15 +5,20 @@
  * `--role`), over 127.0.0.1, 1 MiB at a time:
  *   raw-tcp        node:net, the ceiling
  *   libp2p         a libp2p 3 stream: TCP + noise + yamux, no PSK, configured as Reserve's network configures
- *                  them (noise-crypto.ts)                                    (what libp2p itself costs)
+ *                  them (noise-crypto.ts, yamux-window.ts)                   (what libp2p itself costs)
  *   libp2p+psk     the same with Reserve's PSK protector (AES-256-CTR)      (what the private network costs)
  *   blocks+psk     Reserve's Libp2pNetwork: fetchBlocks over /reserve/blocks/1.0.0, each block verified against
  *                  its CID on receipt                                       (the number that matters)
+ *   push+store     what a Box receiving replicas does: the sender's BlockClient.putMany pushes distinct blocks,
+ *                  the receiver checks each against its CID and stores it durably (TrackingBlockstore over an
+ *                  FsBlockstore with fsync, in a temp dir), as the keeper's push does; the sender's blocks are
+ *                  made and hashed before the clock starts                 (the network plus the disk)
  * and reports MiB/s, CPU milliseconds per MiB on each side (user + system) and the ratio blocks+psk / raw-tcp.
  * With `--profile` both processes of every libp2p section write V8 CPU profiles, summarised by category (noise
  * cipher, PSK cipher, block hashing, yamux/stream machinery, garbage collection, idle) to say what bounds it.
  *
  *   npm run bench:net -- [--mib 512] [--repeat 3] [--sections raw-tcp,blocks+psk] [--profile] [--cipher chacha20] [--box-mib 1024]
+ *                        [--block-kib 1024]   (push+store's block size)
  *
  * NET_BENCH_KEEP_PROFILES=1 keeps the .cpuprofile files (their directory is printed) for a closer look.
  *
@@ -32,8 +37,10 @@ import { measureBoxReplication } from './box-replication.ts';
 const MIB = 1 << 20;
 const SELF = fileURLToPath(import.meta.url);
 
-type Section = 'raw-tcp' | 'libp2p' | 'libp2p+psk' | 'blocks+psk';
-const ALL_SECTIONS: Section[] = ['raw-tcp', 'libp2p', 'libp2p+psk', 'blocks+psk'];
+type Section = 'raw-tcp' | 'libp2p' | 'libp2p+psk' | 'blocks+psk' | 'push+store';
+const ALL_SECTIONS: Section[] = ['raw-tcp', 'libp2p', 'libp2p+psk', 'blocks+psk', 'push+store'];
+/** Sections whose server process is the receiving side (the others' server sends). */
+const SERVER_RECEIVES: ReadonlySet<Section> = new Set(['push+store']);
 
 interface Args {
   mib: number;
@@ -44,6 +51,8 @@ interface Args {
   cipher: 'aes-256-ctr' | 'chacha20';
   /** MiB for the Box replication section (0 skips it). */
   boxMib: number;
+  /** Block size of push+store in KiB (1024 by default; small blocks show the per-block costs). */
+  blockKib: number;
   role?: string;
 }
 
@@ -61,6 +70,7 @@ function parseArgs(argv: string[]): Args {
     profile: argv.includes('--profile'),
     cipher: (get('cipher') ?? 'aes-256-ctr') as Args['cipher'],
     boxMib: Number(get('box-mib') ?? 1024),
+    blockKib: Number(get('block-kib') ?? 1024),
     role: get('role'),
   };
 }
@@ -141,6 +151,8 @@ async function libp2pNode(psk: boolean, cipher: Args['cipher']) {
   const { yamux } = await import('@chainsafe/libp2p-yamux');
   const { reservePsk, pskFromSecret } = await import('../../adapters/net/psk.ts');
   const { noiseCrypto } = await import('../../adapters/net/noise-crypto.ts');
+  const { halfWindowUpdates } = await import('../../adapters/net/yamux-window.ts');
+  halfWindowUpdates();
   return createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -260,6 +272,58 @@ async function blocksClient(addr: string, cidStrings: string[], mib: number, cip
   await net.stop();
 }
 
+/** The receiving Box of push+store: blocks pushed to it are checked and stored durably, as the keeper serves them. */
+async function pushReceiver(mib: number, blockKib: number, cipher: Args['cipher']): Promise<void> {
+  const count = Math.floor((mib * 1024) / blockKib);
+  const { FsBlockstore } = await import('../../adapters/storage/fs-blockstore.ts');
+  const { TrackingBlockstore } = await import('../../core/keeper/tracking-store.ts');
+  const { BlockClient } = await import('../../core/keeper/block-client.ts');
+  const { systemClock } = await import('../../adapters/system.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'net-bench-store-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const store = new TrackingBlockstore(await FsBlockstore.open(dir));
+  await store.load();
+  const net = await boxNetwork('server', cipher);
+  new BlockClient({ network: net, clock: systemClock }).serve(store);
+  await net.start();
+  const c0 = process.cpuUsage();
+  let t0 = 0;
+  const watch = setInterval(() => {
+    if (store.count > 0 && t0 === 0) t0 = performance.now();
+    if (store.count < count) return;
+    clearInterval(watch);
+    send({ type: 'done', bytes: mib * MIB, seconds: (performance.now() - t0) / 1000, cpuMs: cpuMs(c0) });
+  }, 5);
+  send({ type: 'ready', addr: net.addresses()[0] });
+}
+
+/** The sending Box of push+store: `mib` distinct 1 MiB blocks, pushed with the keeper's putMany. */
+async function pushSender(addr: string, mib: number, blockKib: number, cipher: Args['cipher']): Promise<void> {
+  const { cidOf, RAW_CODE } = await import('../../core/blocks/cid.ts');
+  const { BlockClient } = await import('../../core/keeper/block-client.ts');
+  const { systemClock } = await import('../../adapters/system.ts');
+  const serverId = addr.split('/p2p/')[1];
+  const template = new Uint8Array(randomBytes(blockKib * 1024));
+  const count = Math.floor((mib * 1024) / blockKib);
+  const blocks = Array.from({ length: count }, (_, i) => {
+    const b = template.slice();
+    new DataView(b.buffer).setUint32(0, i);
+    return b;
+  });
+  const cids = blocks.map((b) => cidOf(RAW_CODE, b));
+  const net = await boxNetwork('client', cipher, serverId);
+  await net.start();
+  await net.dial(addr);
+  const client = new BlockClient({ network: net, clock: systemClock });
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await client.putMany(serverId, cids, async (_cid, i) => blocks[i]);
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.stored !== count) throw new Error(`push: stored ${r.stored} of ${count}`);
+  send({ type: 'done', bytes: r.bytes, seconds, cpuMs: cpuMs(c0) });
+  await net.stop();
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Orchestration
 
@@ -275,7 +339,7 @@ interface SectionResult {
 function spawnRole(role: string, args: Args, extra: string[], profileDir?: string): ChildProcess {
   const execArgv = [...process.execArgv];
   if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  return fork(SELF, ['--role', role, '--mib', String(args.mib), '--cipher', args.cipher, ...extra], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(SELF, ['--role', role, '--mib', String(args.mib), '--block-kib', String(args.blockKib), '--cipher', args.cipher, ...extra], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function next(child: ChildProcess, what: string): Promise<Ready | Done> {
@@ -319,12 +383,13 @@ async function runSection(section: Section, args: Args): Promise<SectionResult> 
     server.kill('SIGTERM'); // the server's profile is written at exit (SIGTERM handler below)
     await Promise.all([exited(client), exited(server)]);
     const mib = clientDone.bytes / MIB;
+    const [receiver, sender] = SERVER_RECEIVES.has(section) ? [sDone, clientDone] : [clientDone, sDone];
     return {
       section,
       mibPerSec: mib / clientDone.seconds,
       seconds: clientDone.seconds,
-      clientCpuMsPerMiB: clientDone.cpuMs / mib,
-      serverCpuMsPerMiB: sDone.cpuMs / mib,
+      clientCpuMsPerMiB: receiver.cpuMs / mib,
+      serverCpuMsPerMiB: sender.cpuMs / mib,
       profiles: profileDir ? summarizeProfiles(profileDir) : undefined,
     };
   } finally {
@@ -419,7 +484,8 @@ async function role(args: Args, argv: string[]): Promise<void> {
     else if (section === 'libp2p' || section === 'libp2p+psk') {
       const psk = section === 'libp2p+psk';
       await (side === 'server' ? streamServer(args.mib, psk, args.cipher) : streamClient(get('addr'), args.mib, psk, args.cipher));
-    } else await (side === 'server' ? blocksServer(args.mib, args.cipher) : blocksClient(get('addr'), get('cids').split(','), args.mib, args.cipher));
+    } else if (section === 'push+store') await (side === 'server' ? pushReceiver(args.mib, args.blockKib, args.cipher) : pushSender(get('addr'), args.mib, args.blockKib, args.cipher));
+    else await (side === 'server' ? blocksServer(args.mib, args.cipher) : blocksClient(get('addr'), get('cids').split(','), args.mib, args.cipher));
     if (side === 'client') setTimeout(() => process.exit(0), 50);
   } catch (err) {
     send({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
@@ -489,6 +555,10 @@ async function main(): Promise<void> {
   }
   if (blocks && psk) {
     console.log(`  block protocol + verification cost on the receiver: +${(blocks.clientCpuMsPerMiB - psk.clientCpuMsPerMiB).toFixed(2)} ms/MiB`);
+  }
+  const push = results.find((r) => r.section === 'push+store');
+  if (push && blocks) {
+    console.log(`  durable store on the receiver (push+store against blocks+psk): +${(push.clientCpuMsPerMiB - blocks.clientCpuMsPerMiB).toFixed(2)} ms/MiB`);
   }
   for (const r of results) {
     for (const p of r.profiles ?? []) {
