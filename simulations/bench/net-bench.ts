@@ -18,7 +18,7 @@
  * cipher, PSK cipher, block hashing, yamux/stream machinery, garbage collection, idle) to say what bounds it.
  *
  *   npm run bench:net -- [--mib 512] [--repeat 3] [--sections raw-tcp,blocks+psk] [--profile] [--cipher chacha20] [--box-mib 1024]
- *                        [--block-kib 1024]   (push+store's block size)
+ *                        [--block-kib 1024]   (blocks+psk's and push+store's block size)
  *
  * NET_BENCH_KEEP_PROFILES=1 keeps the .cpuprofile files (their directory is printed) for a closer look.
  *
@@ -27,7 +27,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +51,7 @@ interface Args {
   cipher: 'aes-256-ctr' | 'chacha20';
   /** MiB for the Box replication section (0 skips it). */
   boxMib: number;
-  /** Block size of push+store in KiB (1024 by default; small blocks show the per-block costs). */
+  /** Block size of blocks+psk and push+store in KiB (1024 by default; small blocks show the per-block costs). */
   blockKib: number;
   role?: string;
 }
@@ -221,14 +221,15 @@ async function boxNetwork(role: 'server' | 'client', cipher: Args['cipher'], pee
   });
 }
 
-/** Serves a pool of 256 distinct random 1 MiB blocks (the want list cycles through them). */
-async function blocksServer(mib: number, cipher: Args['cipher']): Promise<void> {
+/** Serves a pool of up to 256 MiB of distinct random blocks of `blockKib` KiB (the want list cycles through them). */
+async function blocksServer(mib: number, blockKib: number, cipher: Args['cipher']): Promise<void> {
   const { cidOf, RAW_CODE } = await import('../../core/blocks/cid.ts');
   const net = await boxNetwork('server', cipher);
+  const count = Math.floor((mib * 1024) / blockKib);
   const pool = new Map<string, Uint8Array>();
   const order: string[] = [];
-  for (let i = 0; i < Math.min(256, mib); i++) {
-    const b = new Uint8Array(randomBytes(MIB));
+  for (let i = 0; i < Math.min(Math.floor((256 * 1024) / blockKib), count); i++) {
+    const b = new Uint8Array(randomBytes(blockKib * 1024));
     const c = cidOf(RAW_CODE, b).toString();
     pool.set(c, b);
     order.push(c);
@@ -242,9 +243,9 @@ async function blocksServer(mib: number, cipher: Args['cipher']): Promise<void> 
       t0 = performance.now();
     }
     served++;
-    if (served === mib) {
+    if (served === count) {
       // report once the last block is handed over (the client reports its own end)
-      setTimeout(() => send({ type: 'done', bytes: mib * MIB, seconds: (performance.now() - t0) / 1000, cpuMs: cpuMs(c0) }), 0);
+      setTimeout(() => send({ type: 'done', bytes: count * blockKib * 1024, seconds: (performance.now() - t0) / 1000, cpuMs: cpuMs(c0) }), 0);
     }
     return pool.get(cid.toString());
   });
@@ -252,14 +253,15 @@ async function blocksServer(mib: number, cipher: Args['cipher']): Promise<void> 
   send({ type: 'ready', addr: net.addresses()[0], cids: order });
 }
 
-async function blocksClient(addr: string, cidStrings: string[], mib: number, cipher: Args['cipher']): Promise<void> {
+async function blocksClient(addr: string, cidStrings: string[], mib: number, blockKib: number, cipher: Args['cipher']): Promise<void> {
   const { parseCid } = await import('../../core/blocks/cid.ts');
   const serverId = addr.split('/p2p/')[1];
   const net = await boxNetwork('client', cipher, serverId);
   await net.start();
   await net.dial(addr);
   const pool = cidStrings.map(parseCid);
-  const wanted = Array.from({ length: mib }, (_, i) => pool[i % pool.length]);
+  const count = Math.floor((mib * 1024) / blockKib);
+  const wanted = Array.from({ length: count }, (_, i) => pool[i % pool.length]);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   let bytes = 0;
@@ -267,7 +269,7 @@ async function blocksClient(addr: string, cidStrings: string[], mib: number, cip
     bytes += b.byteLength; // verified against the CID by fetchBlocks before it gets here
   });
   const seconds = (performance.now() - t0) / 1000;
-  if (r.received !== mib || r.corrupt.length > 0) throw new Error(`blocks: received ${r.received}, corrupt ${r.corrupt.length}`);
+  if (r.received !== count || r.corrupt.length > 0) throw new Error(`blocks: received ${r.received}, corrupt ${r.corrupt.length}`);
   send({ type: 'done', bytes, seconds, cpuMs: cpuMs(c0) });
   await net.stop();
 }
@@ -372,10 +374,17 @@ function exited(child: ChildProcess): Promise<void> {
 async function runSection(section: Section, args: Args): Promise<SectionResult> {
   const profileDir = args.profile && section !== 'raw-tcp' ? mkdtempSync(join(tmpdir(), `net-bench-${section.replace('+', '-')}-`)) : undefined;
   const server = spawnRole(`${section}:server`, args, [], profileDir);
+  let cidsDir: string | undefined;
   try {
     const ready = (await next(server, `${section} server`)) as Ready;
     const extra = ['--addr', ready.addr];
-    if (ready.cids) extra.push('--cids', ready.cids.join(','));
+    if (ready.cids) {
+      // too many for a command line at small block sizes: handed over in a file
+      cidsDir = mkdtempSync(join(tmpdir(), 'net-bench-cids-'));
+      const file = join(cidsDir, 'cids');
+      writeFileSync(file, ready.cids.join(','));
+      extra.push('--cids-file', file);
+    }
     const client = spawnRole(`${section}:client`, args, extra, profileDir);
     const serverDone = next(server, `${section} server`) as Promise<Done>;
     const clientDone = (await next(client, `${section} client`)) as Done;
@@ -394,6 +403,7 @@ async function runSection(section: Section, args: Args): Promise<SectionResult> 
     };
   } finally {
     if (server.exitCode === null) server.kill('SIGKILL');
+    if (cidsDir) rmSync(cidsDir, { recursive: true, force: true });
     if (profileDir && !process.env.NET_BENCH_KEEP_PROFILES) rmSync(profileDir, { recursive: true, force: true });
     else if (profileDir) console.log(`  profiles kept in ${profileDir}`);
   }
@@ -485,7 +495,7 @@ async function role(args: Args, argv: string[]): Promise<void> {
       const psk = section === 'libp2p+psk';
       await (side === 'server' ? streamServer(args.mib, psk, args.cipher) : streamClient(get('addr'), args.mib, psk, args.cipher));
     } else if (section === 'push+store') await (side === 'server' ? pushReceiver(args.mib, args.blockKib, args.cipher) : pushSender(get('addr'), args.mib, args.blockKib, args.cipher));
-    else await (side === 'server' ? blocksServer(args.mib, args.cipher) : blocksClient(get('addr'), get('cids').split(','), args.mib, args.cipher));
+    else await (side === 'server' ? blocksServer(args.mib, args.blockKib, args.cipher) : blocksClient(get('addr'), readFileSync(get('cids-file'), 'utf8').split(','), args.mib, args.blockKib, args.cipher));
     if (side === 'client') setTimeout(() => process.exit(0), 50);
   } catch (err) {
     send({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
@@ -499,7 +509,7 @@ async function main(): Promise<void> {
   if (args.role) return role(args, argv);
 
   console.log(
-    `net bench: ${args.mib} MiB of 1 MiB blocks per section, two local processes each, 127.0.0.1; PSK cipher ${args.cipher}; ` +
+    `net bench: ${args.mib} MiB of ${args.blockKib === 1024 ? '1 MiB' : `${args.blockKib} KiB`} blocks per section, two local processes each, 127.0.0.1; PSK cipher ${args.cipher}; ` +
       `${args.repeat} interleaved rounds, medians`,
   );
   const runs = new Map<string, SectionResult[]>();
