@@ -48,7 +48,9 @@ export interface BoxReplicationResult {
   /** Share of both phases' wall time × cores the whole machine was busy (other work included). */
   machineBusy: number;
   /** CPU seconds of each Box process during replication (the author first), and its pid. */
-  replicateCpuByBox: Array<{ name: string; pid: number | undefined; cpuSeconds: number; sysSeconds: number }>;
+  replicateCpuByBox: Array<{ name: string; pid: number | undefined; cpuSeconds: number; sysSeconds: number; peakRssBytes: number }>;
+  /** Peak resident memory of the restoring Box. */
+  restorePeakRssBytes: number;
   /** Pid of the Box that restored (its profile, with `profileDir`, is the restore's). */
   restorePid: number | undefined;
   /** The phases in the monotonic clock V8's CPU profiles use (microseconds), to cut profiles to a phase. */
@@ -74,6 +76,16 @@ function sysMsOf(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
     return (Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Peak resident memory of a process so far in bytes (VmHWM; 0 when it is gone or not Linux). */
+function peakRssOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
   } catch {
     return 0;
   }
@@ -163,7 +175,7 @@ export async function measureBoxReplication(options: {
     const replicateCpuSeconds = (cpu() - c1) / 1000;
     const replicateCpuByBox = names.map((name, i) => {
       const pid = fleet.daemon(name).child.pid;
-      return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (sysMsOf(pid) - sys1[i]) / 1000 };
+      return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (sysMsOf(pid) - sys1[i]) / 1000, peakRssBytes: peakRssOf(pid) };
     });
     const m2 = machineMs();
     const lo2 = loopbackBytes();
@@ -183,6 +195,7 @@ export async function measureBoxReplication(options: {
     const t4 = performance.now();
     const mono4 = monoUs();
     const restoreCpuSeconds = (cpuMsOf(newPid) - c3) / 1000;
+    const restorePeakRssBytes = peakRssOf(newPid);
     const m4 = machineMs();
     fresh.close();
     if (r.stats.bytes !== made.bytes) throw new Error(`restored ${r.stats.bytes} bytes, expected ${made.bytes}`);
@@ -205,6 +218,7 @@ export async function measureBoxReplication(options: {
       machineBusy: (m2.busy - m1.busy + m4.busy - m3.busy) / Math.max(1, m2.total - m1.total + m4.total - m3.total),
       replicateCpuByBox,
       restorePid: newPid,
+      restorePeakRssBytes,
       windows: { replicate: [mono1, mono2], restore: [mono3, mono4] },
     };
   } finally {
@@ -288,8 +302,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `restore ${r.restoreSeconds.toFixed(1)} s (${r.restoreMibPerSec.toFixed(0)} MiB/s), CPU ${r.restoreCpuSeconds.toFixed(1)} s = ${perMib(r.restoreCpuSeconds)} ms/MiB; machine ${(r.machineBusy * 100).toFixed(0)}% busy`,
   );
   console.log(`  loopback carried ${(r.loopbackBytes / MIB).toFixed(0)} MiB during replication, ${(r.loopbackBytes / r.minimumWireBytes).toFixed(2)}x the ${(r.minimumWireBytes / MIB).toFixed(0)} MiB replication has to move`);
-  for (const b of r.replicateCpuByBox) console.log(`  ${b.name} (pid ${b.pid}): ${b.cpuSeconds.toFixed(2)} s CPU in replication (${b.sysSeconds.toFixed(2)} s of it in the kernel), ${perMib(b.cpuSeconds)} ms/MiB`);
-  console.log(`  restoring Box: pid ${r.restorePid}`);
+  for (const b of r.replicateCpuByBox) {
+    console.log(`  ${b.name} (pid ${b.pid}): ${b.cpuSeconds.toFixed(2)} s CPU in replication (${b.sysSeconds.toFixed(2)} s of it in the kernel), ${perMib(b.cpuSeconds)} ms/MiB; peak RSS ${(b.peakRssBytes / MIB).toFixed(0)} MiB`);
+  }
+  console.log(`  restoring Box: pid ${r.restorePid}, peak RSS ${(r.restorePeakRssBytes / MIB).toFixed(0)} MiB`);
   if (profileDir) {
     const { readdirSync } = await import('node:fs');
     await fs.writeFile(join(profileDir, 'phases.json'), JSON.stringify({ windows: r.windows, boxes: r.replicateCpuByBox, restorePid: r.restorePid }));

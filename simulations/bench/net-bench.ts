@@ -595,6 +595,9 @@ async function main(): Promise<void> {
     // machine near 100% busy), the bound is CPU: per replica byte, noise + PSK encryption and decryption, the CID
     // check, the block store's writes; per block, framing, the store's file or pack work and the keeper.
     console.log(
+      `  box-rf3 peak RSS: ${box.replicateCpuByBox.map((b) => `${b.name} ${(b.peakRssBytes / MIB).toFixed(0)}`).join(', ')}, restoring Box ${(box.restorePeakRssBytes / MIB).toFixed(0)} MiB`,
+    );
+    console.log(
       `  box-rf3 bound: replication kept ${(box.replicateCpuSeconds / box.replicateSeconds).toFixed(2)} cores busy, restore ${(box.restoreCpuSeconds / box.restoreSeconds).toFixed(2)} ` +
         `(the new Box alone: one main thread plus hashing workers), of ${cpus().length} cores`,
     );
