@@ -19,6 +19,9 @@ export const WALK_WORKER_KEY = Symbol.for('reserve.walkWorkerBundle');
 const KINDS: EntryKind[] = ['file', 'dir', 'symlink', 'other'];
 const OTHER_KINDS = ['FIFO', 'socket', 'character device', 'block device', 'unknown file type'];
 
+/** The walk worker's young generation (V8 sizes it as three semi-spaces). */
+const WALKER_YOUNG_MIB = 3;
+
 /** A listing, or the error it failed with. */
 type Listed = { entries: SourceEntry[] } | { error: Error };
 
@@ -29,20 +32,22 @@ type Listed = { entries: SourceEntry[] } | { error: Error };
  */
 class Walker {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, { resolve: (r: { self: Listed; children: Map<string, Listed> }) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (r: { self: Listed; children: Map<string, Listing> }) => void; reject: (e: Error) => void }>();
   #next = 1;
   #dead: Error | undefined;
 
   constructor(script: string) {
-    this.#worker = new Worker(script, { workerData: { walker: true } });
+    // A young generation of 1 MiB semi-spaces (3 MiB in all): the walker keeps little alive (each entry is written
+    // into its listing as its lstat returns), and V8 otherwise grew it to 8 MiB semi-spaces over a long walk.
+    this.#worker = new Worker(script, { workerData: { walker: true }, resourceLimits: { maxYoungGenerationSizeMb: WALKER_YOUNG_MIB } });
     this.#worker.unref();
     this.#worker.on('message', (res: WalkResponse) => {
       const p = this.#pending.get(res.id);
       if (!p) return;
       this.#pending.delete(res.id);
       if (this.#pending.size === 0) this.#worker.unref();
-      const children = new Map<string, Listed>();
-      for (const c of res.children ?? []) children.set(c.name, listed(c.listing));
+      const children = new Map<string, Listing>();
+      for (const c of res.children ?? []) children.set(c.name, c.listing);
       p.resolve({ self: listed(res.listing), children });
     });
     const fail = (e: Error): void => {
@@ -58,8 +63,8 @@ class Walker {
     return this.#dead === undefined;
   }
 
-  /** `dir` and its subdirectories' listings, keyed by their names (latin1). */
-  list(dir: Buffer): Promise<{ self: Listed; children: Map<string, Listed> }> {
+  /** `dir` and its subdirectories' listings (as they came, decoded when used), keyed by their names (latin1). */
+  list(dir: Buffer): Promise<{ self: Listed; children: Map<string, Listing> }> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
@@ -196,8 +201,12 @@ function toStat(st: BigIntStats): SourceStat {
 export class LocalSourceTree implements SourceTree {
   readonly description: string;
   readonly #root: Buffer;
-  /** Subdirectory listings that came with their parent's, by path (latin1), until the walk reaches them. */
-  readonly #listed = new Map<string, Listed>();
+  /**
+   * Subdirectory listings that came with their parent's, by path (latin1), until the walk reaches them: kept as the
+   * buffers they came in and decoded only then, so the entries of directories waiting their turn are not objects
+   * that live long enough to reach V8's old generation.
+   */
+  readonly #listed = new Map<string, Listing>();
 
   constructor(root: string) {
     this.description = root;
@@ -221,9 +230,12 @@ export class LocalSourceTree implements SourceTree {
     if (walker) {
       // Listed already, with its parent (each listing is used once; a later walk lists again).
       const key = dir.toString('latin1');
-      let got = this.#listed.get(key);
-      if (got) this.#listed.delete(key);
-      else {
+      const early = this.#listed.get(key);
+      let got: Listed;
+      if (early) {
+        this.#listed.delete(key);
+        got = listed(early);
+      } else {
         const r = await walker.list(dir);
         for (const [name, l] of r.children) this.#listed.set(`${key}/${name}`, l);
         got = r.self;

@@ -35,70 +35,92 @@ function split(ns: bigint): [number, number] {
   return [Number(sec), Number(nsec)];
 }
 
-type Out = { buffer: ArrayBuffer; count: number; dirs: Buffer[] };
+export type Out = { buffer: ArrayBuffer; count: number; dirs: Buffer[] };
 
-function list(dir: Buffer, done: (err: NodeJS.ErrnoException | null, out?: Out) => void): void {
+/** Write one entry (name, then its fixed fields) at `p`; returns where the next one starts. */
+function put(view: DataView, bytes: Uint8Array, p: number, name: Buffer, st: BigIntStats): number {
+  view.setUint16(p, name.length, true);
+  bytes.set(name, p + 2);
+  p += 2 + name.length;
+  const [kind, other] = kindOf(st);
+  view.setUint8(p, kind);
+  view.setUint8(p + 1, other);
+  view.setUint32(p + 2, Number(st.mode & 0o7777n), true);
+  view.setUint32(p + 6, Number(st.uid), true);
+  view.setUint32(p + 10, Number(st.gid), true);
+  view.setUint32(p + 14, Number(st.nlink), true);
+  view.setFloat64(p + 18, Number(st.size), true);
+  view.setBigInt64(p + 26, st.mtimeNs, true);
+  view.setBigInt64(p + 34, st.ctimeNs, true);
+  view.setBigUint64(p + 42, st.dev, true);
+  view.setBigUint64(p + 50, st.ino, true);
+  const [ms, mn] = split(st.mtimeNs);
+  const [cs, cn] = split(st.ctimeNs);
+  view.setFloat64(p + 58, ms, true);
+  view.setUint32(p + 66, mn, true);
+  view.setFloat64(p + 70, cs, true);
+  view.setUint32(p + 78, cn, true);
+  view.setFloat64(p + 82, st.ino <= MAX_SAFE ? Number(st.ino) : -1, true);
+  return p + ENTRY_FIXED - 2;
+}
+
+/** An entry's state while its directory is listed. */
+const MISSING = 0;
+const LISTED = 1;
+const LISTED_DIR = 2;
+
+/** lstat with nanosecond times (a parameter of `list` so a test can make an entry vanish). */
+export type Lstat = (path: Buffer, cb: (err: NodeJS.ErrnoException | null, st: BigIntStats) => void) => void;
+const lstatBig: Lstat = (path, cb) => fs.lstat(path, { bigint: true }, cb);
+
+/** List `dir`: its entries in one buffer (walk-format.ts) and the names of its subdirectories. */
+export function list(dir: Buffer, done: (err: NodeJS.ErrnoException | null, out?: Out) => void, lstat: Lstat = lstatBig): void {
   fs.readdir(dir, { encoding: 'buffer' }, (err, names) => {
     if (err) return done(err);
-    const stats = new Array<BigIntStats | undefined>(names.length);
+    // Each entry is written into its place in the listing as soon as its lstat returns, so no stats object outlives
+    // its callback: a directory's worth of BigIntStats held until its last lstat lived long enough to be promoted,
+    // and the worker's old generation then grew with the tree. An entry that vanished leaves a gap, closed at the end.
+    const at = new Array<number>(names.length);
+    let size = 0;
+    for (let i = 0; i < names.length; i++) {
+      at[i] = size;
+      size += ENTRY_FIXED + names[i].length;
+    }
+    let buffer = new ArrayBuffer(size);
+    const bytes = new Uint8Array(buffer);
+    const view = new DataView(buffer);
+    const state = new Uint8Array(names.length);
     let next = 0;
     let running = 0;
     let failed: NodeJS.ErrnoException | null = null;
     const finish = (): void => {
       if (failed) return done(failed);
-      let size = 0;
       let count = 0;
-      for (let i = 0; i < names.length; i++) {
-        if (stats[i]) {
-          size += ENTRY_FIXED + names[i].length;
-          count++;
-        }
-      }
-      const buffer = new ArrayBuffer(size);
-      const bytes = new Uint8Array(buffer);
-      const view = new DataView(buffer);
       let p = 0;
-      for (let i = 0; i < names.length; i++) {
-        const st = stats[i];
-        if (!st) continue;
-        const name = names[i];
-        view.setUint16(p, name.length, true);
-        bytes.set(name, p + 2);
-        p += 2 + name.length;
-        const [kind, other] = kindOf(st);
-        view.setUint8(p, kind);
-        view.setUint8(p + 1, other);
-        view.setUint32(p + 2, Number(st.mode & 0o7777n), true);
-        view.setUint32(p + 6, Number(st.uid), true);
-        view.setUint32(p + 10, Number(st.gid), true);
-        view.setUint32(p + 14, Number(st.nlink), true);
-        view.setFloat64(p + 18, Number(st.size), true);
-        view.setBigInt64(p + 26, st.mtimeNs, true);
-        view.setBigInt64(p + 34, st.ctimeNs, true);
-        view.setBigUint64(p + 42, st.dev, true);
-        view.setBigUint64(p + 50, st.ino, true);
-        const [ms, mn] = split(st.mtimeNs);
-        const [cs, cn] = split(st.ctimeNs);
-        view.setFloat64(p + 58, ms, true);
-        view.setUint32(p + 66, mn, true);
-        view.setFloat64(p + 70, cs, true);
-        view.setUint32(p + 78, cn, true);
-        view.setFloat64(p + 82, st.ino <= MAX_SAFE ? Number(st.ino) : -1, true);
-        p += ENTRY_FIXED - 2;
-      }
       const dirs: Buffer[] = [];
-      for (let i = 0; i < names.length; i++) if (stats[i]?.isDirectory()) dirs.push(names[i]);
+      for (let i = 0; i < names.length; i++) {
+        if (state[i] === MISSING) continue;
+        const length = ENTRY_FIXED + names[i].length;
+        if (p !== at[i]) bytes.copyWithin(p, at[i], at[i] + length);
+        p += length;
+        count++;
+        if (state[i] === LISTED_DIR) dirs.push(names[i]);
+      }
+      if (p < size) buffer = buffer.slice(0, p);
       done(null, { buffer, count, dirs });
     };
     const pump = (): void => {
       while (running < PARALLEL && next < names.length && !failed) {
         const i = next++;
         running++;
-        fs.lstat(Buffer.concat([dir, SLASH, names[i]]), { bigint: true }, (e, st) => {
+        lstat(Buffer.concat([dir, SLASH, names[i]]), (e, st) => {
           running--;
           if (e) {
             if (e.code !== 'ENOENT') failed ??= e; // vanished between readdir and lstat: left out
-          } else stats[i] = st;
+          } else {
+            put(view, bytes, at[i], names[i], st);
+            state[i] = st.isDirectory() ? LISTED_DIR : LISTED;
+          }
           if (running === 0 && (next >= names.length || failed)) finish();
           else pump();
         });
