@@ -113,32 +113,50 @@ const BUFFER_CLASS = 256 * 1024;
 
 /**
  * Block buffers, reused: a block of n bytes is read into a buffer of more than n bytes (so the read sees where the
- * block ends), in capacity classes of BUFFER_CLASS. A restore then allocates about as many buffers as it has blocks
+ * block ends). A block takes the smallest free buffer that fits it, whatever its size; only when none fits is a new
+ * one made, in capacity classes of BUFFER_CLASS. A restore then allocates about as many buffers as it has blocks
  * in flight, instead of one per block that lingers as garbage until a full collection (memory that grew with the
- * size of the restore).
+ * size of the restore). Reusing across sizes matters as much: with a free list per size class, a run of large
+ * files kept making buffers of one class while those of others sat free, and each one made and freed beyond the
+ * kept bytes left the C heap more fragmented, so the peak memory grew with the number of large files.
  */
 class BlockBuffers {
-  readonly #free = new Map<number, ArrayBuffer[]>();
+  /** Free buffers, smallest first. */
+  readonly #free: ArrayBuffer[] = [];
   #kept = 0;
   constructor(readonly keep: number) {}
 
   take(size: number): Uint8Array<ArrayBuffer> {
-    const capacity = Math.ceil((size + 1) / BUFFER_CLASS) * BUFFER_CLASS;
-    const reused = this.#free.get(capacity)?.pop();
-    if (reused) this.#kept -= capacity;
-    return new Uint8Array(reused ?? new ArrayBuffer(capacity));
+    const free = this.#free;
+    for (let i = 0; i < free.length; i++) {
+      if (free[i].byteLength > size) {
+        const [reused] = free.splice(i, 1);
+        this.#kept -= reused.byteLength;
+        return new Uint8Array(reused);
+      }
+    }
+    return new Uint8Array(new ArrayBuffer(Math.ceil((size + 1) / BUFFER_CLASS) * BUFFER_CLASS));
   }
 
-  /** Return a buffer `take` gave (once written): kept while all kept ones hold at most `keep` bytes. */
+  /**
+   * Return a buffer `take` gave (once written): kept while all kept ones hold at most `keep` bytes, the larger
+   * ones rather (they fit any block).
+   */
   give(buffer: ArrayBuffer): void {
     const capacity = buffer.byteLength;
+    const free = this.#free;
+    while (this.#kept + capacity > this.keep && free.length > 0 && free[0].byteLength < capacity) {
+      const smallest = free.shift()!;
+      this.#kept -= smallest.byteLength;
+      discard(new Uint8Array(smallest));
+    }
     if (this.#kept + capacity > this.keep) {
       discard(new Uint8Array(buffer));
       return;
     }
-    let list = this.#free.get(capacity);
-    if (!list) this.#free.set(capacity, (list = []));
-    list.push(buffer);
+    let at = free.length;
+    while (at > 0 && free[at - 1].byteLength > capacity) at--;
+    free.splice(at, 0, buffer);
     this.#kept += capacity;
   }
 }
