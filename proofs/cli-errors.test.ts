@@ -18,10 +18,9 @@ import { backup } from '../core/snapshot/backup.ts';
 import { inlineChunking } from '../core/snapshot/inline.ts';
 import { mapLimit } from '../core/util/limit.ts';
 import { FsBlockstore } from '../adapters/storage/fs-blockstore.ts';
-import { LocalSourceTree } from '../adapters/fs/local-tree.ts';
 import { backupDirectory } from '../adapters/repo/ops.ts';
 import { action, CliExit } from '../adapters/cli/output.ts';
-import { fixedClock, removeTree, runCli, seededBytes, tempDir, type CliResult } from './support/snapshot-fixtures.ts';
+import { localBackup, removeTree, runCli, seededBytes, tempDir, type CliResult } from './support/snapshot-fixtures.ts';
 
 let base: string;
 let src: string;
@@ -192,15 +191,7 @@ describe('a full disk', () => {
       for (let i = 0; i < 6; i++) await fs.writeFile(join(dir, 'src', `f${i}`), seededBytes(i, 300_000));
       const store = await FsBlockstore.open(join(dir, 'store'), { fs: { open: diskWithRoom(700_000) }, fsync: false });
       const chunker = { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024 };
-      const err = await backup({
-        source: new LocalSourceTree(join(dir, 'src')),
-        store,
-        chunking: inlineChunking(chunker),
-        clock: fixedClock(),
-        author: 'proofs',
-        host: 'proofs',
-        chunker,
-      }).then(
+      const err = await backup(localBackup(join(dir, 'src'), store, chunker)).then(
         () => null,
         (e: Error) => e,
       );

@@ -15,10 +15,10 @@ import { backup } from '../core/snapshot/backup.ts';
 import { inlineChunking } from '../core/snapshot/inline.ts';
 import { restore } from '../core/snapshot/restore.ts';
 import { MemoryBlockstore } from '../adapters/storage/memory-blockstore.ts';
-import { LocalSourceTree, LocalTargetTree } from '../adapters/fs/local-tree.ts';
+import { LocalTargetTree } from '../adapters/fs/local-tree.ts';
 import { compareTrees } from '../adapters/fs/compare.ts';
 import { propertyOptions } from './support/fc.ts';
-import { fixedClock, removeTree, seededBytes, tempDir, writeTree } from './support/snapshot-fixtures.ts';
+import { localBackup, removeTree, seededBytes, tempDir, writeTree } from './support/snapshot-fixtures.ts';
 import { treeArb } from './support/snapshot-arbitraries.ts';
 import type { CID } from 'multiformats/cid';
 
@@ -46,7 +46,7 @@ describe('incremental backup', () => {
           await writeTree(src, spec);
           const store = new MemoryBlockstore();
           const run = (parent?: CID) =>
-            backup({ source: new LocalSourceTree(src), store, chunking: inlineChunking(CHUNKER), clock: fixedClock(), author: 'proofs', host: 'proofs', chunker: CHUNKER, parent });
+            backup({ ...localBackup(src, store, CHUNKER), parent });
           const first = await run();
           // Change some of it: contents, modes, times, new and removed files, anywhere in the tree.
           // (Paths as bytes: names need not be UTF-8.)
@@ -99,13 +99,7 @@ describe('backup pipeline', () => {
           }
           const store = new SlowStore();
           const b = await backup({
-            source: new LocalSourceTree(src),
-            store,
-            chunking: inlineChunking(CHUNKER),
-            clock: fixedClock(),
-            author: 'proofs',
-            host: 'proofs',
-            chunker: CHUNKER,
+            ...localBackup(src, store, CHUNKER),
             windowBytes: window,
             bytesInFlight: budget,
             fileConcurrency: 8,
@@ -142,13 +136,7 @@ describe('pooled windows', () => {
       for (const windowBytes of [1024 * 1024, 1536 * 1024 + 3, 8 * 1024 * 1024]) {
         store = new SlowStore();
         const b = await backup({
-          source: new LocalSourceTree(src),
-          store,
-          chunking: inlineChunking(chunker),
-          clock: fixedClock(),
-          author: 'proofs',
-          host: 'proofs',
-          chunker,
+          ...localBackup(src, store, chunker),
           windowBytes,
           // Room for two large files at once: they share the pool.
           bytesInFlight: 2 * (windowBytes + chunker.maxSize),

@@ -29,7 +29,7 @@ import { nameKey as memKey } from '../core/snapshot/names.ts';
 import { restore, type RestoreResult } from '../core/snapshot/restore.ts';
 import type { EntryMeta, FileReader, SourceStat, TargetTree, TreePath } from '../core/snapshot/ports.ts';
 import { MemoryBlockstore } from '../adapters/storage/memory-blockstore.ts';
-import { LocalSourceTree, LocalTargetTree, RESTORE_MARKER, TargetNotEmptyError } from '../adapters/fs/local-tree.ts';
+import { LocalTargetTree, RESTORE_MARKER, TargetNotEmptyError } from '../adapters/fs/local-tree.ts';
 import { compareTrees } from '../adapters/fs/compare.ts';
 import { backupDirectory } from '../adapters/repo/ops.ts';
 import { SimWorld } from '../simulations/sim/world.ts';
@@ -37,7 +37,7 @@ import { ReserveSim } from '../simulations/reserve/harness.ts';
 import { MemTargetTree, compareMemTrees, generateTree, type MemNode } from '../simulations/reserve/memtree.ts';
 import { propertyOptions, seedFor } from './support/fc.ts';
 import { enc, treeArb } from './support/snapshot-arbitraries.ts';
-import { fingerprint, fixedClock, pathJoin, prng, removeTree, runCli, seededBytes, spawnCli, withTemp, writeTree } from './support/snapshot-fixtures.ts';
+import { fingerprint, localBackup, pathJoin, prng, removeTree, runCli, seededBytes, spawnCli, withTemp, writeTree } from './support/snapshot-fixtures.ts';
 
 const SMALL: ChunkerParams = { minSize: 64, avgSize: 256, maxSize: 1024 };
 
@@ -73,7 +73,7 @@ class FlakyStore implements Blockstore {
 
 
 async function backupTree(src: string, store: Blockstore): Promise<BackupResult> {
-  return backup({ source: new LocalSourceTree(src), store, chunking: inlineChunking(SMALL), clock: fixedClock(), author: 'proofs', host: 'proofs', chunker: SMALL });
+  return backup(localBackup(src, store, SMALL));
 }
 
 /**

@@ -24,7 +24,7 @@ import { decodeChunkList, INLINE_CHUNKS, LIST_FANOUT, type DirEntry } from '../c
 import type { TreePath, Warning } from '../core/snapshot/ports.ts';
 import type { Blockstore } from '../core/blocks/blockstore.ts';
 import { MemoryBlockstore } from '../adapters/storage/memory-blockstore.ts';
-import { LocalSourceTree, LocalTargetTree } from '../adapters/fs/local-tree.ts';
+import { LocalTargetTree } from '../adapters/fs/local-tree.ts';
 import { compareTrees } from '../adapters/fs/compare.ts';
 import { backupDirectory, restoreSnapshot, verifyRepository } from '../adapters/repo/ops.ts';
 import { LocalRepo } from '../adapters/repo/local-repo.ts';
@@ -33,7 +33,7 @@ import { propertyOptions } from './support/fc.ts';
 import { NFC, NFD, SPECIAL_NAMES, enc, treeArb } from './support/snapshot-arbitraries.ts';
 import {
   fingerprint,
-  fixedClock,
+  localBackup,
   pathJoin,
   withTemp,
   writeTree,
@@ -49,16 +49,7 @@ const PAGE_CHUNKER: ChunkerParams = { minSize: 64, avgSize: 128, maxSize: 129 };
 
 async function backupTree(src: string, store: Blockstore, chunker: ChunkerParams): Promise<BackupResult & { warned: Warning[] }> {
   const warned: Warning[] = [];
-  const r = await backup({
-    source: new LocalSourceTree(src),
-    store,
-    chunking: inlineChunking(chunker),
-    clock: fixedClock(),
-    author: 'proofs',
-    host: 'proofs',
-    chunker,
-    onWarning: (w) => warned.push(w),
-  });
+  const r = await backup({ ...localBackup(src, store, chunker), onWarning: (w) => warned.push(w) });
   return { ...r, warned };
 }
 

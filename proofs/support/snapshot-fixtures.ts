@@ -9,6 +9,10 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../core/ports.ts';
+import type { Blockstore } from '../../core/blocks/blockstore.ts';
+import type { ChunkerParams } from '../../core/chunker/fastcdc.ts';
+import { inlineChunking } from '../../core/snapshot/inline.ts';
+import { LocalSourceTree } from '../../adapters/fs/local-tree.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 export const CLI = join(REPO_ROOT, 'bin/reserve.mjs');
@@ -83,6 +87,12 @@ export const fixedClock = (ms = 1_700_000_000_000): Clock => ({
  * seconds into "now", so pre-1970 times go as a numeric string (documented); libuv truncates toward zero to the
  * microsecond, so we aim at the middle of the wanted one.
  */
+/** What every proof's in-process backup of a local directory shares: chunking in this thread, a fixed clock,
+ * author and host 'proofs'. Spread it and add what a test varies. */
+export function localBackup(src: string, store: Blockstore, chunker: ChunkerParams) {
+  return { source: new LocalSourceTree(src), store, chunking: inlineChunking(chunker), clock: fixedClock(), author: 'proofs', host: 'proofs', chunker };
+}
+
 export async function setTimesUs(path: string | Buffer, us: bigint, symlink = false): Promise<void> {
   const secs = (Number(us) + (us < 0n ? -0.5 : 0.5)) / 1e6;
   const t = secs < 0 ? String(secs) : secs;
