@@ -112,6 +112,18 @@ describe('block sessions (core BlockTransport over libp2p)', () => {
     expect(await client.blocks.putBlock(server.self, all[2].cid, all[2].bytes)).toBe(true);
   });
 
+  it('the peer stores at most its byte bound of blocks at once, however many it may take by count', async () => {
+    const [client, server] = await boxes(2, { pushMaxBytes: 256 * 1024 });
+    const mem = memoryService([], { putDelayMs: 5 });
+    server.blocks.serveBlocks(mem.service);
+    const all = blocks(40, (i) => 100 * 1024 + i);
+    const stored = await Promise.all(all.map((b) => client.blocks.putBlock(server.self, b.cid, b.bytes)));
+    expect(stored.every(Boolean)).toBe(true);
+    // reading stops once 256 KiB are unanswered: three blocks of 100 KiB, not the 64 the count allows
+    expect(mem.stats.maxInFlight).toBeLessThanOrEqual(3);
+    expect(mem.stats.maxInFlight).toBeGreaterThan(1);
+  });
+
   it("the peer's service failing is a RemoteError by name for every call on the stream; the next call starts afresh", async () => {
     const [client, server] = await boxes(2);
     let fail = true;

@@ -53,7 +53,8 @@ const BATCH_BYTES = 256 * 1024;
  * batch of calls instead of one each; on loopback a socket write costs more than a small block's bytes. A get is
  * a few bytes (the server reads ahead of the CIDs it knows); a put carries its block.
  */
-const SEND_AHEAD: Record<Kind, number> = { get: 4, put: 16 };
+// (64 puts: what a push server stores at once by default, blocks.ts; fewer if they are large, by its byte bound.)
+const SEND_AHEAD: Record<Kind, number> = { get: 4, put: 64 };
 
 /** Opens a stream to `peer` for `protocol`, rejecting with core's network errors (PeerUnreachableError & co). */
 export type StreamOpener = (peer: BoxId, protocol: string, signal?: AbortSignal) => Promise<Stream>;

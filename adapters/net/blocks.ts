@@ -268,6 +268,9 @@ interface OrderedServer<T, R> {
   idleTimeoutMs: number;
   /** Items not yet answered at which the reader stops reading. */
   maxUnanswered: number;
+  /** With `itemBytes`: bytes of items read and not yet answered at which the reader stops too. */
+  maxUnansweredBytes?: number;
+  itemBytes?(item: T): number;
   /** Items started and not yet answered, at most. */
   startAhead: number;
   /** Payload bytes of answers packed into one write, at most (one answer may exceed it alone). */
@@ -291,6 +294,9 @@ async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, sto
   // started, in order; `done` once the work finished (so answers ready together go out in one write)
   const started: Array<{ item: T; result: Promise<R>; done: boolean }> = [];
   let clientDone = false;
+  let unansweredBytes = 0;
+  const full = () =>
+    queued.length + started.length >= spec.maxUnanswered || (spec.maxUnansweredBytes !== undefined && unansweredBytes >= spec.maxUnansweredBytes);
   let failure: { error: unknown } | undefined;
   const readerWaits = new Waiter();
   const writerWaits = new Waiter();
@@ -314,7 +320,7 @@ async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, sto
   };
   const reader = (async () => {
     for (;;) {
-      while (queued.length + started.length >= spec.maxUnanswered && !failure) await readerWaits.wait();
+      while (full() && !failure) await readerWaits.wait();
       if (failure) return;
       if (queued.length === 0 && started.length === 0) idle.ensure();
       const frame = await fs.read(signal);
@@ -326,7 +332,10 @@ async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, sto
         writerWaits.wake();
         return;
       }
-      for (const item of spec.itemsOf(frame)) queued.push(item);
+      for (const item of spec.itemsOf(frame)) {
+        queued.push(item);
+        unansweredBytes += spec.itemBytes?.(item) ?? 0;
+      }
       startMore();
       writerWaits.wake();
     }
@@ -346,6 +355,7 @@ async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, sto
         const head = started[0];
         const result = await head.result;
         started.shift();
+        unansweredBytes -= spec.itemBytes?.(head.item) ?? 0;
         startMore();
         const { frame, bytes } = spec.answer(head.item, result);
         out.push(frame);
@@ -397,8 +407,14 @@ export function serveBlocksOverStream(stream: Stream, getter: BlockGetter, optio
 export type BlockPutter = (cid: CID, bytes: Uint8Array, options: { signal: AbortSignal }) => Promise<boolean>;
 
 export interface ServePushOptions {
-  /** Blocks being stored at once (default 16): their fsyncs overlap. */
+  /**
+   * Blocks being stored at once (default 64): their fsyncs overlap, and small ones share one (a pack's group
+   * commit), so the more there are the fewer fsyncs and answer writes a run of small blocks costs. Bounded by bytes
+   * too (`maxBytes`).
+   */
   concurrency?: number;
+  /** Bytes of blocks read and not yet answered at which the server stops reading (default 16 MiB). */
+  maxBytes?: number;
   /** Largest block accepted (default 4 MiB). */
   maxBlockBytes?: number;
   /** Longest wait for the client's next Put (default 30 s). */
@@ -406,12 +422,12 @@ export interface ServePushOptions {
 }
 
 /**
- * Server side of one `/reserve/blocks-push/1.0.0` stream: up to `concurrency` blocks being stored at once (the
- * reader stops while they are). Resolves when the stream is done.
+ * Server side of one `/reserve/blocks-push/1.0.0` stream: up to `concurrency` blocks, and `maxBytes` of them, being
+ * stored at once (the reader stops while they are). Resolves when the stream is done.
  */
 export function servePushOverStream(stream: Stream, putter: BlockPutter, options: ServePushOptions = {}, stopSignal?: AbortSignal): Promise<void> {
   const maxBlock = options.maxBlockBytes ?? Limits.block;
-  const concurrency = Math.max(1, options.concurrency ?? 16);
+  const concurrency = Math.max(1, options.concurrency ?? 64);
   return serveOrdered<{ cid: CID; bytes: Uint8Array }, boolean>(
     stream,
     {
@@ -419,6 +435,8 @@ export function servePushOverStream(stream: Stream, putter: BlockPutter, options
       readHighWaterBytes: Math.max(8 * 1024 * 1024, 2 * maxBlock),
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       maxUnanswered: concurrency,
+      maxUnansweredBytes: Math.max(1, options.maxBytes ?? 16 * 1024 * 1024),
+      itemBytes: (put) => put.bytes.byteLength,
       startAhead: concurrency,
       batchBytes: Number.POSITIVE_INFINITY,
       itemsOf: (frame) => [decodePut(frame.payload, maxBlock)],

@@ -140,8 +140,9 @@ export interface Libp2pNetworkOptions {
   maxBlockBytes?: number;
   /** Block sessions (`blocks`): end a session's stream once idle this long (default 200 ms). */
   blockSessionLingerMs?: number;
-  /** Blocks a Box stores at once from one push stream (default 16). */
+  /** Blocks a Box stores at once from one push stream (default 64), and their bytes at most (default 16 MiB). */
   pushConcurrency?: number;
+  pushMaxBytes?: number;
   onPeerUp?: (peer: BoxId) => void;
   onPeerDown?: (peer: BoxId) => void;
   /** Diagnostics (handler failures, dial failures in the background). Default: silent. */
@@ -1017,7 +1018,7 @@ export class Libp2pNetwork implements Network {
     const hadBlocks = this.#blocks !== undefined;
     const hadPush = this.#push !== undefined;
     this.#blocks = { getter: (from, cid, o) => service.get(from, cid, o), options: { maxBlockBytes: this.#o.maxBlockBytes } };
-    this.#push = { putter: (from, cid, bytes, o) => service.put(from, cid, bytes, o), options: { maxBlockBytes: this.#o.maxBlockBytes, concurrency: this.#o.pushConcurrency } };
+    this.#push = { putter: (from, cid, bytes, o) => service.put(from, cid, bytes, o), options: { maxBlockBytes: this.#o.maxBlockBytes, concurrency: this.#o.pushConcurrency, maxBytes: this.#o.pushMaxBytes } };
     if (this.#node && !hadBlocks) this.#registerBlocks().catch((err: unknown) => this.#log(`serveBlocks: ${errorOf(err).message}`));
     if (this.#node && !hadPush) this.#registerPush().catch((err: unknown) => this.#log(`serveBlocks (push): ${errorOf(err).message}`));
   }
