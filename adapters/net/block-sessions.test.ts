@@ -275,4 +275,37 @@ describe('BlockClient over the bulk transport', () => {
     const refused = await outcome(bc.putMany(server.self, more.map((b) => b.cid), async (cid) => (cid.equals(more[4].cid) ? block(777, 50) : more.find((b) => b.cid.equals(cid))!.bytes)));
     expect(refused.error).toBeInstanceOf(BlockRefusedError);
   });
+
+  it('putMany with handOver frees each buffer once its block is stored there, and only then', async () => {
+    const [client, server] = await boxes(2);
+    const mem = memoryService([], { putDelayMs: 2 });
+    server.blocks.serveBlocks(mem.service);
+    const bc = new BlockClient({ network: client, clock, timeoutMs: 5000 });
+    const all = blocks(12, (i) => 100_000 + i);
+    const given: Uint8Array[] = [];
+    const r = await bc.putMany(
+      server.self,
+      all.map((b) => b.cid),
+      async (_cid, i) => {
+        const copy = all[i].bytes.slice(); // the caller's own buffer, handed over
+        given.push(copy);
+        return copy;
+      },
+      { handOver: true },
+    );
+    expect(r.stored).toBe(12);
+    // the peer stored the bytes intact, and every buffer handed over is freed (detached: no bytes left)
+    for (const b of all) expect(Buffer.compare(mem.held.get(b.cid.toString())!, b.bytes)).toBe(0);
+    expect(given.map((g) => g.byteLength)).toEqual(new Array(12).fill(0));
+    // without handOver the caller keeps its buffers
+    const kept = blocks(3, (i) => 5000 + i);
+    await bc.putMany(server.self, kept.map((b) => b.cid), async (_cid, i) => kept[i].bytes);
+    expect(kept.map((b) => b.bytes.byteLength)).toEqual([5000, 5001, 5002]);
+    // a refused block's buffer is not freed
+    const bad = block(778, 60);
+    const other = blocks(1, () => 70)[0];
+    const refused = await outcome(bc.putMany(server.self, [other.cid], async () => bad, { handOver: true }));
+    expect(refused.error).toBeInstanceOf(BlockRefusedError);
+    expect(bad.byteLength).toBe(60);
+  });
 });

@@ -89,6 +89,8 @@ export function blockPath(cid: CID): string {
 }
 
 export class FsBlockstore implements Blockstore {
+  /** Every read is into a buffer of its own (or a view of one shared only by blocks of the same `readPacked`). */
+  readonly handsOverReads = true;
   readonly dir: string;
   readonly #blocksDir: string;
   readonly #tmpDir: string;

@@ -32,6 +32,12 @@ export interface Blockstore {
    * plain stores, whose bytes are unverified.
    */
   readonly verifiesReads?: boolean;
+  /**
+   * True when every buffer `get` (and `readPacked`, where there is one) returns is the caller's alone: no other
+   * reference to its memory, so the caller may free it at once (`discard`). Absent when reads may hand out the
+   * store's own bytes (the simulator's disk).
+   */
+  readonly handsOverReads?: boolean;
 }
 
 /**

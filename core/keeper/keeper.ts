@@ -746,7 +746,7 @@ export class Keeper {
         try {
           const has = await this.#peerHolds(peer, cids, placement, this.#indexed(), false);
           const need = cids.filter((_, i) => !has[i]);
-          await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need));
+          await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need), { handOver: this.#o.blocks.handsOverReads });
         } catch {
           complete = false; // the peer is down or failed mid-way; the next round resumes from what it has
         }
@@ -785,7 +785,7 @@ export class Keeper {
         try {
           const has = await this.#o.client.has(peer, cids); // its whole share is new to the peer: ask for just that
           const need = cids.filter((_, i) => !has[i]);
-          const moved = await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need));
+          const moved = await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need), { handOver: this.#o.blocks.handsOverReads });
           blocks += moved.stored;
           bytes += moved.bytes;
         } catch {

@@ -46,6 +46,11 @@ export class TrackingBlockstore implements Blockstore {
     this.inner = inner;
   }
 
+  /** Reads come straight from the inner store: its buffers are the caller's when its are. */
+  get handsOverReads(): boolean {
+    return this.inner.handsOverReads === true;
+  }
+
   /** Read the inner store's keys once (at start). */
   async load(): Promise<void> {
     if (this.#loaded) return;
