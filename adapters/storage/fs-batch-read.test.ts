@@ -20,10 +20,19 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
+/** A store in `dir` that packs blocks below 64 KiB, closed after `fn`. */
+async function withPackingStore(fn: (store: FsBlockstore) => Promise<void>): Promise<void> {
+  const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('FsBlockstore.getBatch', () => {
   it('returns every block in the order asked: packed ones, file ones, duplicates', async () => {
-    const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
-    try {
+    await withPackingStore(async (store) => {
       const small = Array.from({ length: 40 }, (_, i) => block(i + 1, 100 + i * 997));
       const large = [block(1001, 200 * 1024), block(1002, 70 * 1024)];
       for (const b of [...small, ...large]) await store.put(b.cid, b.bytes);
@@ -31,9 +40,7 @@ describe('FsBlockstore.getBatch', () => {
       const got = await store.getBatch(asked.map((b) => b.cid));
       expect(got).toHaveLength(asked.length);
       got.forEach((bytes, i) => expect(Buffer.from(bytes).equals(Buffer.from(asked[i].bytes))).toBe(true));
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   it('throws BlockNotFoundError for a block that is not stored', async () => {
@@ -97,8 +104,7 @@ describe('PackSet.getMany', () => {
 
 describe('FsBlockstore.getInto', () => {
   it('reads a block into the buffer given when it is shorter, else into one of its own', async () => {
-    const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
-    try {
+    await withPackingStore(async (store) => {
       const big = block(5, 300 * 1024);
       const packed = block(6, 5000);
       await store.put(big.cid, big.bytes);
@@ -124,16 +130,13 @@ describe('FsBlockstore.getInto', () => {
       await fs.appendFile(join(dir, 'blocks', Buffer.from(big.cid.multihash.digest.subarray(0, 1)).toString('hex'), big.cid.toString()), 'x');
       const d = await store.getInto(big.cid, into);
       expect(d.byteLength).toBe(big.bytes.byteLength + 1);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
 
 describe('a pack cut short after it was written', () => {
   it('getBatch names the pack and the offset with PackTruncatedError instead of returning short bytes', async () => {
-    const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
-    try {
+    await withPackingStore(async (store) => {
       const small = Array.from({ length: 6 }, (_, i) => block(i + 500, 3000));
       for (const b of small) await store.put(b.cid, b.bytes);
       const last = (await store.locate(small[5].cid))!;
@@ -144,16 +147,13 @@ describe('a pack cut short after it was written', () => {
       );
       expect(err?.name).toBe('PackTruncatedError');
       expect(err?.message).toContain(last.path);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
 
 describe('FsBlockstore reads are the caller\'s (handsOverReads)', () => {
   it('a buffer get or readPacked returned can be freed at once, and the next read is intact', async () => {
-    const store = await FsBlockstore.open(dir, { fsync: false, packBelow: 64 * 1024 });
-    try {
+    await withPackingStore(async (store) => {
       expect(store.handsOverReads).toBe(true);
       const small = Array.from({ length: 6 }, (_, i) => block(i + 1, 3000 + i));
       const large = block(2001, 300 * 1024);
@@ -165,8 +165,6 @@ describe('FsBlockstore reads are the caller\'s (handsOverReads)', () => {
         // free every buffer as putMany's handOver does (a transfer detaches it: any view sharing it would go empty)
         for (const bytes of got) discard(bytes!);
       }
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
