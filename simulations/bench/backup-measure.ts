@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { peakRssKiB } from './proc.ts';
 
 export interface Command {
   cmd: string;
@@ -90,12 +91,7 @@ export async function measure(c: Command, useGnuTime: boolean): Promise<Measured
   const poll = useGnuTime
     ? undefined
     : setInterval(() => {
-        try {
-          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-          if (m) polledKiB = Math.max(polledKiB, Number(m[1]));
-        } catch {
-          // exited between polls
-        }
+        polledKiB = Math.max(polledKiB, peakRssKiB(child.pid));
       }, 20);
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', reject);

@@ -19,6 +19,7 @@ import type { ReserveStatus } from '../../adapters/daemon/api.ts';
 import { createDaemonClient } from '../../adapters/daemon/client.ts';
 import { Fleet } from '../../adapters/demo/fleet.ts';
 import { makeSampleTree } from '../../adapters/fs/sample-tree.ts';
+import { cpuMsOf, loopbackBytes, peakRssKiB } from './proc.ts';
 
 const MIB = 1 << 20;
 /** Every Box listens on loopback only. */
@@ -59,46 +60,6 @@ export interface BoxReplicationResult {
 
 /** CLOCK_MONOTONIC in microseconds: the time base of `node --cpu-prof` sample times on Linux. */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
-
-/** CPU milliseconds (user + system) a process has used, from /proc (0 when it is gone or not Linux). */
-function cpuMsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
-  } catch {
-    return 0;
-  }
-}
-
-/** System (kernel) CPU milliseconds of a process so far (0 when it is gone or not Linux). */
-function sysMsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    return (Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** Peak resident memory of a process so far in bytes (VmHWM; 0 when it is gone or not Linux). */
-function peakRssOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
-  }
-}
-
-/** Bytes sent over the loopback interface so far (machine-wide; 0 when not Linux). */
-function loopbackBytes(): number {
-  try {
-    return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8'));
-  } catch {
-    return 0;
-  }
-}
 
 /** Busy and total CPU milliseconds of the whole machine so far. */
 function machineMs(): { busy: number; total: number } {
@@ -148,10 +109,10 @@ export async function measureBoxReplication(options: {
     const b = await author.backup({ path: tree });
     const t1 = performance.now();
     const mono1 = monoUs();
-    const cpuEach = () => names.map((name) => cpuMsOf(fleet.daemon(name).child.pid));
+    const cpuEach = () => names.map((name) => cpuMsOf(fleet.daemon(name).child.pid).total);
     const cpu = () => cpuEach().reduce((a, b) => a + b, 0);
     const each1 = cpuEach();
-    const sys1 = names.map((name) => sysMsOf(fleet.daemon(name).child.pid));
+    const sys1 = names.map((name) => cpuMsOf(fleet.daemon(name).child.pid).sys);
     const c1 = each1.reduce((a, b) => a + b, 0);
     const m1 = machineMs();
     const lo1 = loopbackBytes();
@@ -175,7 +136,7 @@ export async function measureBoxReplication(options: {
     const replicateCpuSeconds = (cpu() - c1) / 1000;
     const replicateCpuByBox = names.map((name, i) => {
       const pid = fleet.daemon(name).child.pid;
-      return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (sysMsOf(pid) - sys1[i]) / 1000, peakRssBytes: peakRssOf(pid) };
+      return { name, pid, cpuSeconds: (each2[i] - each1[i]) / 1000, sysSeconds: (cpuMsOf(pid).sys - sys1[i]) / 1000, peakRssBytes: peakRssKiB(pid) * 1024 };
     });
     const m2 = machineMs();
     const lo2 = loopbackBytes();
@@ -187,15 +148,15 @@ export async function measureBoxReplication(options: {
     await fleet.startDaemon('new-box');
     const fresh = createDaemonClient(fleet.daemon('new-box').file);
     const newPid = fleet.daemon('new-box').child.pid;
-    const c3 = cpuMsOf(newPid);
+    const c3 = cpuMsOf(newPid).total;
     const m3 = machineMs();
     const t3 = performance.now();
     const mono3 = monoUs();
     const r = await fresh.restore({ ref: b.root, target: join(base, 'restored') });
     const t4 = performance.now();
     const mono4 = monoUs();
-    const restoreCpuSeconds = (cpuMsOf(newPid) - c3) / 1000;
-    const restorePeakRssBytes = peakRssOf(newPid);
+    const restoreCpuSeconds = (cpuMsOf(newPid).total - c3) / 1000;
+    const restorePeakRssBytes = peakRssKiB(newPid) * 1024;
     const m4 = machineMs();
     fresh.close();
     if (r.stats.bytes !== made.bytes) throw new Error(`restored ${r.stats.bytes} bytes, expected ${made.bytes}`);
