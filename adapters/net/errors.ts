@@ -139,3 +139,8 @@ export class ListenFailedError extends ReserveError {
 export class NetworkNotRunningError extends ReserveError {
   static override readonly name = 'NetworkNotRunningError';
 }
+
+/** An installed libp2p module lacks what Reserve adjusts in it (a version whose internals changed). */
+export class IncompatibleDependencyError extends ReserveError {
+  static override readonly name = 'IncompatibleDependencyError';
+}

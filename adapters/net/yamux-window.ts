@@ -12,6 +12,7 @@
  * through the library's own code unchanged, and the wire format is the same, so a peer without this is unaffected.
  */
 import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
+import { IncompatibleDependencyError } from './errors.ts';
 
 /** The fields this reads (private in the library's types, stable in its code since yamux 7). */
 interface WindowState {
@@ -33,7 +34,7 @@ export function windowUpdateDue(s: WindowState): boolean {
 /** Install the half-window rule for every yamux stream of the process (idempotent). */
 export function halfWindowUpdates(): void {
   if (installed) return;
-  if (typeof perFrame !== 'function') throw new Error('@chainsafe/libp2p-yamux: YamuxStream.sendWindowUpdate is gone; yamux-window.ts needs updating');
+  if (typeof perFrame !== 'function') throw new IncompatibleDependencyError('@chainsafe/libp2p-yamux: YamuxStream.sendWindowUpdate is gone; yamux-window.ts needs updating');
   installed = true;
   proto.sendWindowUpdate = function (this: YamuxStream) {
     if (windowUpdateDue(this as unknown as WindowState)) perFrame.call(this);
