@@ -10,10 +10,10 @@
 // 100-400 ms through replication (20-49 per Box in a 256 MiB run), with concurrent marking and sweeping ~40% of a
 // receiving Box's CPU under `perf`. With the flag: 6-10 per Box, and 23% less CPU for the whole replication
 // (11.1 s against 14.5 s, means of 6 interleaved runs on a loaded machine); peak RSS of the Boxes within 10 MiB.
-// V8 sizes its heap when the process starts (setting the flags
-// later changes nothing), so `reserve daemon` started without the flags runs itself again with them, as a child
-// that shares its stdio; the fleet behind the demo, the tests and the bench passes them directly instead (so the
-// process it starts is the daemon). RESERVE_DAEMON_REEXEC=0 turns the re-run off.
+// V8 reads the semi-space limit when the process starts (setting it later changes nothing), so `reserve daemon`
+// started without the flags runs itself again with them, as a child that shares its stdio; the fleet behind the
+// demo, the tests and the bench passes them directly instead (so the process it starts is the daemon).
+// RESERVE_DAEMON_REEXEC=0 turns the re-run off.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 
