@@ -622,6 +622,21 @@ async function main(): Promise<void> {
     } else {
       console.log(`  box-rf3 CPU per MiB on the wire: ${boxMsPerWireMib.toFixed(1)} ms (all Boxes; run the blocks+psk section too for the protocol's share)`);
     }
+    // Two more ceilings from this run's sections, each the cost of every wire MiB at both ends spread over the
+    // cores: the mandated transport alone (TCP + PSK + noise + yamux, no blocks: nothing built on it can pass this),
+    // and a replica pushed and stored durably (push+store: transport, CID check, pack writes and fsyncs; the least
+    // a Box receiving replicas does). How close the Boxes came to the second is how much the keeper's own work costs.
+    const ceilingLine = (label: string, r: SectionResult | undefined) => {
+      if (!r) return;
+      const ms = r.clientCpuMsPerMiB + r.serverCpuMsPerMiB;
+      const mibs = (cores * 1000) / ms;
+      console.log(
+        `  box-rf3 ceiling, ${label}: ${ms.toFixed(1)} CPU ms per wire MiB (both ends), at most ${mibs.toFixed(0)} MiB/s on ${cores} cores` +
+          `${raw ? ` (ratio ${(mibs / raw.mibPerSec).toFixed(3)})` : ''}; replication reached ${((box.wireMibPerSec / mibs) * 100).toFixed(0)}% of it`,
+      );
+    };
+    ceilingLine('transport alone (libp2p+psk)', psk);
+    ceilingLine('replicas stored durably (push+store)', push);
   }
 }
 
