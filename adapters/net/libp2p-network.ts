@@ -216,6 +216,8 @@ export class Libp2pNetwork implements Network {
   /** Core's bulk block transport: pipelined per-peer sessions over the bulk protocols. */
   readonly blocks: BlockTransport;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** A dial pass asked for by new addresses or members, not yet run (several requests share one pass). */
+  #maintainSoon: ReturnType<typeof setTimeout> | undefined;
   #starting: Promise<void> | undefined;
   /** Connected peers that are not members (yet): the deadline by which they must have joined. */
   readonly #applicants = new Map<BoxId, ReturnType<typeof setTimeout>>();
@@ -359,6 +361,8 @@ export class Libp2pNetwork implements Network {
     if (!node) return;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#maintainSoon) clearTimeout(this.#maintainSoon);
+    this.#maintainSoon = undefined;
     this.#stopping.abort(new NetworkNotRunningError('the network is stopping'));
     this.#sessions.stop(new PeerUnreachableError('*', 'the network stopped'));
     for (const t of this.#applicants.values()) clearTimeout(t);
@@ -399,7 +403,15 @@ export class Libp2pNetwork implements Network {
   /** Addresses where a member listens (e.g. the ones it advertised in the shared state), to dial it. */
   addPeerAddresses(id: BoxId, addrs: readonly string[]): void {
     if (id === this.self || addrs.length === 0) return;
+    const before = this.#book.get(id)?.addrs.join(' ');
     this.#remember(id, addrs);
+    const e = this.#book.get(id);
+    if (e && e.addrs.join(' ') !== before) {
+      // Somewhere new to reach it (a Box that just joined, or restarted elsewhere): try now, whatever the backoff
+      // of the old addresses said, instead of at the next maintenance tick.
+      e.nextAttempt = 0;
+      this.#dialSoon();
+    }
   }
 
   /**
@@ -417,6 +429,7 @@ export class Libp2pNetwork implements Network {
     }
     await Promise.all([...gone].map((p) => node.hangUp(peerIdFromString(p)).catch(() => undefined)));
     for (const id of [...this.#book.keys()]) if (!this.#member(id)) this.#book.delete(id);
+    this.#dialSoon(); // new members whose addresses are known
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -577,6 +590,16 @@ export class Libp2pNetwork implements Network {
     })().finally(() => this.#pxInFlight.delete(peer));
     this.#pxInFlight.set(peer, run);
     return run;
+  }
+
+  /** Run a dial pass right after the current task (one pass for any number of calls before it runs). */
+  #dialSoon(): void {
+    if (!this.#node || this.#maintainSoon) return;
+    this.#maintainSoon = setTimeout(() => {
+      this.#maintainSoon = undefined;
+      this.#maintain();
+    }, 0);
+    this.#maintainSoon.unref?.();
   }
 
   /** Redial disconnected members (with backoff) and refresh the peer exchange now and then. */

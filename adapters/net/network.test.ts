@@ -282,4 +282,35 @@ describe('addresses', () => {
     await waitFor('c to reconnect to both', () => c2.peers().length === 2, 10_000);
     expect(new Set(downs)).toEqual(new Set([a.self, b.self]));
   });
+
+  // Maintenance ticks an hour apart: only a dial made at once on the news can connect within the test.
+  const noTicks = { maintenanceIntervalMs: 3_600_000 };
+
+  it("a member's newly learnt address is dialled at once, not at the next maintenance tick", async () => {
+    const ids = await identities(2);
+    ids.forEach((i) => fleet.members.add(i.id));
+    const a = fleet.add(ids[0], noTicks);
+    const b = fleet.add(ids[1], noTicks);
+    await Promise.all([a.start(), b.start()]);
+    await sleep(300);
+    expect(b.peers()).toEqual([]); // neither knows where the other is
+    const t = performance.now();
+    b.addPeerAddresses(a.self, a.addresses()); // e.g. announced in the shared state
+    await waitFor('b to dial a', () => b.peers().includes(a.self) && a.peers().includes(b.self), 5_000);
+    expect(performance.now() - t).toBeLessThan(5_000);
+  });
+
+  it('a Box that becomes a member is dialled as soon as the membership is refreshed', async () => {
+    const ids = await identities(2);
+    fleet.members.add(ids[1].id); // a is not a member yet
+    const a = fleet.add(ids[0], noTicks);
+    const b = fleet.add(ids[1], noTicks);
+    await Promise.all([a.start(), b.start()]);
+    b.addPeerAddresses(a.self, a.addresses());
+    await sleep(300);
+    expect(b.peers()).toEqual([]); // a member never dials a non-member
+    fleet.members.add(ids[0].id); // the join is admitted
+    await b.refreshMembership();
+    await waitFor('b to dial the new member', () => b.peers().includes(a.self), 5_000);
+  });
 });
