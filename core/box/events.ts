@@ -139,7 +139,9 @@ export class BoxEvents {
         this.#pending.set(n.box, this.#o.clock.setTimer(grace, raise));
         return;
       }
+      case 'peer-answered':
       case 'peer-reachable':
+        // Answering is enough for the owner; the keeper's absence clock has its own probation (hysteresis).
         if (this.#cancelPending(n.box)) return;
         await c.end(conditionKey('network-disruption', n.box), 'reachable again');
         return;

@@ -59,7 +59,14 @@ export type KeeperNotice =
   | { type: 'chunks-lost'; root: string; lost: number; files: string[]; fileCount: number }
   | { type: 'bad-copy'; cid: string; peer: BoxId }
   | { type: 'declared-dead'; box: BoxId; unreachableMs: number }
+  /** A ping failed after the member had answered (`since`: this failure). */
   | { type: 'peer-unreachable'; box: BoxId; since: number }
+  /**
+   * A member that failed a ping answers again, but has not yet been back for `hysteresisMs`: for the owner it is
+   * reachable (a reboot is not news); for the keeper its absence clock still runs until `peer-reachable`.
+   */
+  | { type: 'peer-answered'; box: BoxId }
+  /** A member that had been unreachable has answered for `hysteresisMs`: its absence clock is reset. */
   | { type: 'peer-reachable'; box: BoxId }
   | { type: 'peer-departed'; box: BoxId }
   | { type: 'repaired'; blocks: number; bytes: number }
@@ -145,6 +152,8 @@ export class Keeper {
   readonly #lastSeen = new Map<BoxId, number>();
   readonly #downSince = new Map<BoxId, number>();
   readonly #upSince = new Map<BoxId, number>();
+  /** Members whose last ping failed (a subset of #downSince: a member in hysteresis answers and is not in it). */
+  readonly #failing = new Set<BoxId>();
   readonly #unreferencedSince = new Map<string, number>();
   #placementKey = '';
   #placement: CompiledPlacement | null = null;
@@ -481,6 +490,7 @@ export class Keeper {
     // Forget liveness records of Boxes that are no longer active members (declared dead, left, removed).
     for (const p of [...this.#downSince.keys()]) if (!peers.includes(p)) this.#o.onNotice?.({ type: 'peer-departed', box: p });
     for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
+    for (const p of [...this.#failing]) if (!peers.includes(p)) this.#failing.delete(p);
     const fresh = Math.max(this.#interval, this.#o.tickMs ?? 5_000) / 2;
     // Heard from recently (a sync or a transfer) and not in trouble: that is proof enough, skip the ping.
     const due = peers.filter((p) => this.#downSince.has(p) || now() - (this.#lastSeen.get(p) ?? -Infinity) >= fresh);
@@ -489,18 +499,22 @@ export class Keeper {
         try {
           await this.#o.network.request(p, PING_PROTOCOL, new Uint8Array(0), { timeoutMs: this.#o.pingTimeoutMs ?? 5_000 });
           this.#lastSeen.set(p, now());
+          const wasFailing = this.#failing.delete(p);
           if (this.#downSince.has(p)) {
             if (!this.#upSince.has(p)) this.#upSince.set(p, now());
             if (now() - this.#upSince.get(p)! >= state.config.repair.hysteresisMs) {
               this.#downSince.delete(p);
               this.#upSince.delete(p);
               this.#o.onNotice?.({ type: 'peer-reachable', box: p });
-            }
+            } else if (wasFailing) this.#o.onNotice?.({ type: 'peer-answered', box: p });
           }
         } catch {
           this.#upSince.delete(p);
-          if (!this.#downSince.has(p)) {
-            this.#downSince.set(p, now());
+          if (!this.#failing.has(p)) {
+            // Newly failing: gone, or gone again while its return was still on probation (the absence clock,
+            // #downSince, keeps its first start either way).
+            this.#failing.add(p);
+            if (!this.#downSince.has(p)) this.#downSince.set(p, now());
             this.#o.onNotice?.({ type: 'peer-unreachable', box: p, since: now() });
           }
         }
