@@ -196,8 +196,9 @@ export function register(program: Command): void {
     .option('--listen <multiaddr>', 'listen here instead of the address in reserve.json (and keep it)')
     .option('--http-port <n>', 'port of the local API (default: any free port; see <data>/daemon.json)')
     .option('--json', 'print one JSON object per line (ready, notices, events, stopped)')
+    .option('--verbose', 'also print network diagnostics (failed dials, refused peers, background errors)')
     .action(
-      action(async (opts: DataOpts & { listen?: string; httpPort?: string }) => {
+      action(async (opts: DataOpts & { listen?: string; httpPort?: string; verbose?: boolean }) => {
         const dataDir = resolvePath(opts.data);
         const port = opts.httpPort === undefined ? 0 : intOf(opts.httpPort, '--http-port', 0, 65535);
         const { createBox, BoxDaemonApi, writeFileAtomic } = await runtime();
@@ -208,6 +209,7 @@ export function register(program: Command): void {
           listen: listenOf(opts.listen),
           onNotice: (n) => say(noticeLine(n), { type: 'notice', notice: n }),
           onEvent: (e) => say(`${time(e.time)} event   ${eventLine(e).slice(20)}`, { type: 'event', event: e }),
+          ...(opts.verbose ? { log: (line: string) => say(`${time(Date.now())} log     ${line}`, { type: 'log', time: Date.now(), message: line }) } : {}),
         });
         const file = join(dataDir, DAEMON_FILE);
         let server: Awaited<ReturnType<typeof serveDaemon>> | undefined;
