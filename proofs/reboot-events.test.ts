@@ -3,7 +3,7 @@
  * settings (grace 1 h, so a network-disruption warning after 5 min; hysteresis 10 min before the keeper resets a
  * member's absence clock). A reboot is not news: a member back within the warning's grace raises nothing, even
  * though the keeper keeps it on probation for longer. A member away past the grace is reported, and the warning is
- * resolved as soon as it answers again, not after the probation.
+ * resolved as soon as it answers again, not after the probation. A connection closing wakes an idle keeper.
  */
 import { describe, expect, it } from 'vitest';
 import { ReserveSim, SIM_TIMING } from '../simulations/reserve/harness.ts';
@@ -44,5 +44,23 @@ describe('network disruption warnings on the production Box (simulated)', () => 
     await sim.cluster.runFor(1 * MIN);
     expect(resolutions().map((e) => e.box).sort()).toEqual([a, b].sort());
     expect(disruptions()).toHaveLength(2);
+  });
+
+  it('a member whose connection closes is checked at once, not after the idle back-off', async () => {
+    const world = new SimWorld({ seed: seedFor('a closed connection wakes the keeper') });
+    const sim = new ReserveSim(world, { boxes: 3, rf: 2, minimum: 1 }); // the default idle back-off: up to 30 min
+    const [a, b, away] = await sim.found();
+    await sim.cluster.runFor(3 * 60 * MIN); // a quiet reserve: every keeper's rounds are 30 min apart by now
+    const seen = sim.notices.length;
+    const unreachable = () =>
+      sim.notices
+        .slice(seen)
+        .filter((n) => n.notice.type === 'peer-unreachable' && (n.notice as { box: string }).box === away)
+        .map((n) => n.box);
+    sim.cluster.crash(away);
+    sim.box(a).connectionChanged(away); // what the runtime does when libp2p reports the connection closed
+    await sim.cluster.runFor(30_000);
+    expect(unreachable()).toEqual([a]); // b, not told, has not looked yet
+    expect(unreachable()).not.toContain(b);
   });
 });

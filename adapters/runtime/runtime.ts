@@ -276,6 +276,9 @@ export class BoxRuntime {
         dialTimeoutMs: o.dialTimeoutMs,
         maintenanceIntervalMs: o.maintenanceIntervalMs,
         applicantTimeoutMs: o.applicantTimeoutMs,
+        // A member's connection opening or closing wakes the keeper (an idle one otherwise pings every 30 min at most)
+        onPeerUp: (peer) => this.#box?.connectionChanged(peer),
+        onPeerDown: (peer) => this.#box?.connectionChanged(peer),
         log: o.log,
       });
       this.#network = network;

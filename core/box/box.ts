@@ -362,6 +362,17 @@ export class Box {
     return this.#saving;
   }
 
+  /**
+   * The transport saw a connection to a member open or close (a Box restarting, unplugged, back): run a keeper round
+   * now, so its liveness check (a ping) and any repair see it at once instead of after an idle back-off of up to
+   * `idleTickMs`. The keeper's own ping decides: a connection closing is a hint, not proof that the member is gone.
+   */
+  connectionChanged(peer: BoxId): void {
+    if (peer === this.id || !this.#keeper) return; // not started yet: the first round comes anyway
+    if (!this.state().members.has(peer)) return;
+    this.#keeper.poke();
+  }
+
   /** Pull what `peer` has that we lack (state-vector handshake). Returns how many events were new; -1 when the
    * peer did not answer. */
   async syncWith(peer: BoxId): Promise<number> {
