@@ -103,16 +103,32 @@ function sameCid(a: CID, b: CID): boolean {
 export class IdleTimer {
   readonly controller = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The parent (a network's whole-run signal, say) and our listener on it, removed by `dispose`. */
+  #parent: { signal: AbortSignal; onAbort: () => void } | undefined;
   constructor(
     readonly ms: number,
     parent?: AbortSignal,
   ) {
     if (parent) {
       if (parent.aborted) this.controller.abort(parent.reason);
-      else parent.addEventListener('abort', () => this.controller.abort(parent.reason), { once: true });
+      else {
+        const onAbort = () => this.controller.abort(parent.reason);
+        parent.addEventListener('abort', onAbort, { once: true });
+        this.#parent = { signal: parent, onAbort };
+      }
     }
     this.touch();
   }
+  /**
+   * Done with it: stop counting and let go of the parent signal. Without this, a long-lived parent would keep one
+   * listener (and this timer's controller) for every stream ever served.
+   */
+  dispose(): void {
+    this.stop();
+    if (this.#parent) this.#parent.signal.removeEventListener('abort', this.#parent.onAbort);
+    this.#parent = undefined;
+  }
+
   get signal(): AbortSignal {
     return this.controller.signal;
   }
@@ -249,7 +265,7 @@ export async function fetchBlocksOverStream(
     const remaining = [...cids.slice(next), ...result.corrupt.map((e) => e.cid)];
     throw new TransferInterruptedError(peer, result.received, remaining, { cause: idle.signal.aborted ? (idle.signal.reason ?? cause) : cause });
   } finally {
-    idle.stop();
+    idle.dispose();
   }
 }
 
@@ -372,7 +388,7 @@ async function serveOrdered<T, R>(stream: Stream, spec: OrderedServer<T, R>, sto
   } finally {
     await reader.catch(() => undefined);
     stream.removeEventListener('close', onClose);
-    idle.stop();
+    idle.dispose();
   }
 }
 

@@ -17,6 +17,7 @@
  * Every dial and every request has a deadline.
  */
 import './polyfill.ts';
+import { setMaxListeners } from 'node:events';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -282,6 +283,9 @@ export class Libp2pNetwork implements Network {
   async #start(): Promise<void> {
     if (this.#node) return;
     this.#stopping = new AbortController();
+    // Every request served and every block stream in flight listens to it while it runs (and stops listening when
+    // done), so dozens at once are normal under load; Node's default warns past 10.
+    setMaxListeners(4096, this.#stopping.signal);
     this.#sessions.restart();
     const gossipLimit = this.#o.maxGossipBytes ?? Limits.gossip;
     // Outbound: only members. Inbound: whoever passed the PSK handshake; a non-member may only join (#serveRequest).
