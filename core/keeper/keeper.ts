@@ -59,7 +59,7 @@ export type KeeperNotice =
   | { type: 'chunks-lost'; root: string; lost: number; files: string[]; fileCount: number }
   | { type: 'bad-copy'; cid: string; peer: BoxId }
   | { type: 'declared-dead'; box: BoxId; unreachableMs: number }
-  /** A ping failed after the member had answered (`since`: this failure). */
+  /** A member's ping failed, the first failure since it last answered (`since`: this failure). */
   | { type: 'peer-unreachable'; box: BoxId; since: number }
   /**
    * A member that failed a ping answers again, but has not yet been back for `hysteresisMs`: for the owner it is
@@ -152,8 +152,6 @@ export class Keeper {
   readonly #lastSeen = new Map<BoxId, number>();
   readonly #downSince = new Map<BoxId, number>();
   readonly #upSince = new Map<BoxId, number>();
-  /** Members whose last ping failed (a subset of #downSince: a member in hysteresis answers and is not in it). */
-  readonly #failing = new Set<BoxId>();
   readonly #unreferencedSince = new Map<string, number>();
   #placementKey = '';
   #placement: CompiledPlacement | null = null;
@@ -490,16 +488,17 @@ export class Keeper {
     // Forget liveness records of Boxes that are no longer active members (declared dead, left, removed).
     for (const p of [...this.#downSince.keys()]) if (!peers.includes(p)) this.#o.onNotice?.({ type: 'peer-departed', box: p });
     for (const map of [this.#downSince, this.#upSince, this.#lastSeen]) for (const p of [...map.keys()]) if (!peers.includes(p)) map.delete(p);
-    for (const p of [...this.#failing]) if (!peers.includes(p)) this.#failing.delete(p);
     const fresh = Math.max(this.#interval, this.#o.tickMs ?? 5_000) / 2;
     // Heard from recently (a sync or a transfer) and not in trouble: that is proof enough, skip the ping.
     const due = peers.filter((p) => this.#downSince.has(p) || now() - (this.#lastSeen.get(p) ?? -Infinity) >= fresh);
+    // Its last ping failed: away, and not back on probation (answering, but for less than the hysteresis).
+    const failing = (p: BoxId) => this.#downSince.has(p) && !this.#upSince.has(p);
     await Promise.all(
       due.map(async (p) => {
         try {
           await this.#o.network.request(p, PING_PROTOCOL, new Uint8Array(0), { timeoutMs: this.#o.pingTimeoutMs ?? 5_000 });
           this.#lastSeen.set(p, now());
-          const wasFailing = this.#failing.delete(p);
+          const wasFailing = failing(p);
           if (this.#downSince.has(p)) {
             if (!this.#upSince.has(p)) this.#upSince.set(p, now());
             if (now() - this.#upSince.get(p)! >= state.config.repair.hysteresisMs) {
@@ -509,11 +508,11 @@ export class Keeper {
             } else if (wasFailing) this.#o.onNotice?.({ type: 'peer-answered', box: p });
           }
         } catch {
+          const wasFailing = failing(p);
           this.#upSince.delete(p);
-          if (!this.#failing.has(p)) {
+          if (!wasFailing) {
             // Newly failing: gone, or gone again while its return was still on probation (the absence clock,
             // #downSince, keeps its first start either way).
-            this.#failing.add(p);
             if (!this.#downSince.has(p)) this.#downSince.set(p, now());
             this.#o.onNotice?.({ type: 'peer-unreachable', box: p, since: now() });
           }
