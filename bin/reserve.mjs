@@ -56,9 +56,11 @@ if (fast) {
   const cli = await bundled('data-cli', 'bin/data-cli.ts');
   const worker = bundledSync('chunk-worker', 'adapters/workers/chunk-worker.ts', true);
   const walker = bundledSync('walk-worker', 'adapters/fs/walk-worker.ts', true);
-  if (cli && worker && walker) {
+  const writer = bundledSync('write-worker', 'adapters/fs/write-worker.ts', true);
+  if (cli && worker && walker && writer) {
     globalThis[CHUNK_WORKER_KEY] = worker;
     globalThis[Symbol.for('reserve.walkWorkerBundle')] = walker;
+    globalThis[Symbol.for('reserve.writeWorkerBundle')] = writer;
     const { pathToFileURL } = await import('node:url');
     ({ main } = await import(pathToFileURL(cli).href));
   }

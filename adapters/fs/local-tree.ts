@@ -9,13 +9,17 @@ import type { BigIntStats } from 'node:fs';
 import { StorageFullError } from '../../core/blocks/blockstore.ts';
 import { ReserveError } from '../../core/errors.ts';
 import type { EntryKind, EntryMeta, FileReader, FileWriter, SourceEntry, SourceStat, SourceTree, TargetTree, TreePath, WholeFile } from '../../core/snapshot/ports.ts';
-import { mapLimit } from '../../core/util/limit.ts';
+import { Semaphore, mapLimit } from '../../core/util/limit.ts';
 import { Worker } from 'node:worker_threads';
 import { bundledSync } from '../../bin/bundle.mjs';
 import { ENTRY_FIXED, type Listing, type WalkRequest, type WalkResponse } from './walk-format.ts';
+import { type BatchFile, type WriteResponse, batchBytes, packBatch } from './write-format.ts';
+import { writeBatch } from './write-worker.ts';
 
 /** Where a launcher leaves the walk worker's bundle (see bin/reserve.mjs). */
 export const WALK_WORKER_KEY = Symbol.for('reserve.walkWorkerBundle');
+/** Where a launcher leaves the write worker's bundle (see bin/reserve.mjs). */
+export const WRITE_WORKER_KEY = Symbol.for('reserve.writeWorkerBundle');
 const KINDS: EntryKind[] = ['file', 'dir', 'symlink', 'other'];
 const OTHER_KINDS = ['FIFO', 'socket', 'character device', 'block device', 'unknown file type'];
 
@@ -93,6 +97,96 @@ function getWalker(): Walker | null {
     }
   }
   return walker;
+}
+
+/** A write worker's young generation: it keeps nothing alive beyond the batch it is writing. */
+const WRITER_YOUNG_MIB = 3;
+/**
+ * Batches sent to the writer and not answered yet, at most: enough that it always has the next one, few enough that
+ * their copies stay few (the batches waiting behind them hold only their blocks, within the restore's budget). One
+ * writer is enough: a second one measured no faster, the creates in a directory being serialized by the kernel.
+ */
+const QUEUED = 4;
+/**
+ * Batches' contents go to the writer in reused shared buffers of this size (a restore's batches are at most 1 MiB),
+ * not in a buffer moved per batch: moved buffers are freed only when the worker collects garbage, which its small
+ * heap seldom asks for, so tens of MiB of them piled up there.
+ */
+const SHARED_BYTES = 1024 * 1024;
+
+/**
+ * Small whole files written on a worker thread (write-worker.ts), one per process, shared by every target tree. It
+ * holds the process open only while a batch is pending; if it dies, its pending batches fail and the next batch
+ * starts a new one.
+ */
+class Writer {
+  readonly #script: string;
+  #worker: Worker | undefined;
+  readonly #pending = new Map<number, { resolve: (r: WriteResponse) => void; reject: (e: Error) => void }>();
+  readonly #queued = new Semaphore(QUEUED);
+  readonly #free: SharedArrayBuffer[] = [];
+  #next = 1;
+
+  constructor(script: string) {
+    this.#script = script;
+  }
+
+  write(files: ReadonlyArray<BatchFile>): Promise<WriteResponse> {
+    return this.#queued.run(() => this.#send(files));
+  }
+
+  #send(files: ReadonlyArray<BatchFile>): Promise<WriteResponse> {
+    const worker = this.#worker ?? this.#start();
+    const id = this.#next++;
+    const shared = batchBytes(files) <= SHARED_BYTES ? (this.#free.pop() ?? new SharedArrayBuffer(SHARED_BYTES)) : undefined;
+    const { req, transfer } = packBatch(id, files, shared);
+    const done = new Promise<WriteResponse>((resolve, reject) => {
+      if (this.#pending.size === 0) worker.ref();
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage(req, transfer);
+    });
+    // Reusable once answered (at most one per queued batch); a dead worker may still hold it: left to the collector.
+    if (shared) void done.then(() => this.#free.push(shared), () => undefined);
+    return done;
+  }
+
+  #start(): Worker {
+    const worker = new Worker(this.#script, { workerData: { writer: true }, resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_MIB } });
+    worker.unref();
+    worker.on('message', (res: WriteResponse) => {
+      const p = this.#pending.get(res.id);
+      if (!p) return;
+      this.#pending.delete(res.id);
+      if (this.#pending.size === 0) worker.unref();
+      p.resolve(res);
+    });
+    const fail = (e: Error): void => {
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
+      for (const p of this.#pending.values()) p.reject(e);
+      this.#pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the file writer exited with code ${code}`)));
+    this.#worker = worker;
+    return worker;
+  }
+}
+
+let writer: Writer | null | undefined;
+
+/** The shared writer; null where its script cannot be had (small files are then written on this thread). */
+function getWriter(): Writer | null {
+  if (writer === undefined) {
+    try {
+      const given = (globalThis as Record<symbol, unknown>)[WRITE_WORKER_KEY];
+      const script = typeof given === 'string' ? given : bundledSync('write-worker', 'adapters/fs/write-worker.ts', true);
+      writer = script ? new Writer(script) : null;
+    } catch {
+      writer = null;
+    }
+  }
+  return writer;
 }
 
 /**
@@ -460,41 +554,36 @@ export class LocalTargetTree implements TargetTree {
   }
 
   /**
-   * Small whole files, one after another with synchronous calls: each is an open, a write, a futimes (and an fchmod
-   * or fchown only when needed) and a close of a few microseconds, far less than the round trips through the libuv
-   * pool and the promises that asynchronous calls cost per file.
+   * Small whole files, a batch at once with synchronous calls: on the write worker (write-worker.ts) where there
+   * is one, else here. Each file is an open that creates it, a write, a futimes (and an fchmod or fchown only when
+   * needed) and a close: far less than the round trips through the libuv pool and the promises that asynchronous
+   * calls cost per file, and off the main thread, since the create alone (the kernel's search for a free inode)
+   * can cost more than everything else a restore does with the file.
    */
   async writeFiles(files: ReadonlyArray<WholeFile>): Promise<void> {
     const where = this.description;
+    const batch: BatchFile[] = [];
     for (const { path, data, meta } of files) {
       if (this.#marker && path.length === 1 && Buffer.compare(Buffer.from(path[0]), MARKER_BYTES) === 0) await this.finish();
       const createMode = meta.mode & 0o777;
-      let fd: number;
-      try {
-        fd = fsCb.openSync(join(this.#root, path), C.O_WRONLY | C.O_CREAT | C.O_EXCL, createMode);
-      } catch (e) {
-        mapWriteError(e, where);
-      }
-      try {
-        let done = 0;
-        while (done < data.byteLength) done += fsCb.writeSync(fd, data, done, data.byteLength - done, done);
-        const chowned = this.#needsChown(meta);
-        if (chowned) {
-          try {
-            fsCb.fchownSync(fd, meta.uid, meta.gid);
-          } catch {
-            // as `finish`: an owner that cannot be set is not an error
-          }
-        }
-        if (chowned || meta.mode !== (createMode & ~UMASK)) fsCb.fchmodSync(fd, meta.mode);
-        const t = utimeArg(meta.mtimeNs);
-        fsCb.futimesSync(fd, t, t);
-      } catch (e) {
-        mapWriteError(e, where);
-      } finally {
-        fsCb.closeSync(fd);
-      }
+      const chown = this.#needsChown(meta);
+      batch.push({
+        path: join(this.#root, path),
+        data,
+        createMode,
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        chown,
+        // After chown, which clears set-id bits; not needed when the file was created with exactly this mode.
+        chmod: chown || meta.mode !== (createMode & ~UMASK),
+        time: utimeArg(meta.mtimeNs),
+      });
     }
+    // Without a worker the same code runs here, one batch at a time.
+    const w = getWriter();
+    const res = w ? await w.write(batch) : writeBatch(packBatch(0, batch).req);
+    if (res.error) mapWriteError(Object.assign(new Error(res.error.message), { code: res.error.code, syscall: res.error.syscall, errno: res.error.errno }), where);
   }
 
   /** Owners are set only as root, and only when a new entry would not already have them. */
