@@ -7,7 +7,9 @@
  *   - a flipped byte in a small file's packed block: restore (which reads small files in batches) refuses it the same way;
  *   - a deleted block: verify reports it missing for the snapshot, restore fails naming the file;
  *   - a manifest block that hashes right but is not a valid manifest: verify reports it unreadable, restore fails
- *     with MalformedManifestError.
+ *     with MalformedManifestError;
+ *   - the walk of a wide tree of two snapshots (its directories read in parallel) needs exactly the stored blocks,
+ *     and reports each deleted block once, in the same order every time.
  */
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -186,6 +188,59 @@ describe('a missing block', () => {
       expect(err?.message).toContain(gone.toString());
       expect(err?.message).toContain('photos/a.jpg');
     });
+  });
+});
+
+describe('the walk of a wide tree (directories read in parallel)', () => {
+  it('needs every stored block, reports each missing block once for a snapshot that needs it, in a stable order', async () => {
+    const base = await tempDir('walk');
+    try {
+      // 4 + 16 + 64 directories, a small file in each and a 3-chunk file in a few; a second snapshot changes one
+      // file, so the two share all but one branch.
+      const src = join(base, 'src');
+      const dirs: string[] = [];
+      for (let a = 0; a < 4; a++) for (let b = -1; b < 4; b++) for (let c = -1; c < 4; c++) {
+        if (b < 0 && c >= 0) continue;
+        dirs.push(join(src, `a${a}`, ...(b >= 0 ? [`b${b}`] : []), ...(c >= 0 ? [`c${c}`] : [])));
+      }
+      for (const [i, d] of dirs.entries()) {
+        await fs.mkdir(d, { recursive: true });
+        await fs.writeFile(join(d, 'note.txt'), `note ${i}\n`);
+        if (i % 20 === 7) await fs.writeFile(join(d, 'photo.jpg'), seededBytes(100 + i, 2 * 1024 * 1024 + i));
+      }
+      const repo = join(base, 'repo');
+      const first = await backupDirectory({ source: src, repo, author: 'proofs', chunking });
+      await fs.writeFile(join(dirs[30], 'note.txt'), 'changed\n');
+      const second = await backupDirectory({ source: src, repo, author: 'proofs', chunking });
+      const r = await LocalRepo.open(repo);
+      try {
+        const stored: string[] = [];
+        for await (const cid of r.blocks.keys()) stored.push(cid.toString());
+        const whole = await walkSnapshots(r.blocks, [first.cid, second.cid]);
+        expect([...whole.needed.keys()].sort()).toEqual(stored.sort());
+        expect(whole.missing).toEqual([]);
+        // Three small files' blocks, in different branches, deleted.
+        const noteCid = async (d: string): Promise<CID> => {
+          const parts = d.slice(src.length + 1).split('/');
+          let dir = (await readSnapshot(r.blocks, first.cid, 'test')).tree;
+          for (const part of parts) dir = (await readDir(r.blocks, dir, 'test')).entries.find((e) => Buffer.from(e.n).toString() === part)!.d!;
+          return (await readDir(r.blocks, dir, 'test')).entries.find((e) => Buffer.from(e.n).toString() === 'note.txt')!.c![0];
+        };
+        const gone = await Promise.all([dirs[3], dirs[41], dirs[77]].map(noteCid));
+        for (const cid of gone) await r.blocks.delete(cid);
+        const walks = [await walkSnapshots(r.blocks, [first.cid, second.cid]), await walkSnapshots(r.blocks, [first.cid, second.cid])];
+        for (const walk of walks) {
+          expect(walk.missing.map((m) => m.cid.toString())).toEqual(gone.map(String).sort());
+          for (const m of walk.missing) expect([first.cid.toString(), second.cid.toString()]).toContain(m.snapshot.toString());
+          expect(walk.unreadable).toEqual([]);
+        }
+        expect(walks[1].missing).toEqual(walks[0].missing);
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await removeTree(base);
+    }
   });
 });
 

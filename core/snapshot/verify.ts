@@ -6,7 +6,7 @@
 import type { CID } from 'multiformats/cid';
 import { BlockCorruptError, BlockNotFoundError, readsInto, type Blockstore } from '../blocks/blockstore.ts';
 import { SHA256_CODE, equalBytes } from '../blocks/cid.ts';
-import { ByteBudget, Semaphore } from '../util/limit.ts';
+import { ByteBudget, Semaphore, mapLimit } from '../util/limit.ts';
 import { digestSync } from './inline.ts';
 import { BufferPool, discard } from '../util/buffers.ts';
 import { MalformedManifestError } from './model.ts';
@@ -108,6 +108,9 @@ export interface ReachabilityResult {
   unreadable: Array<{ cid: CID; snapshot: CID; reason: string }>;
 }
 
+/** Directories of the snapshots read at once by walkSnapshots. */
+const WALK_PARALLEL = 16;
+
 /** Walk the manifests of `snapshots`; chunks are checked for presence (not hashed: verifyBlocks does that). */
 export async function walkSnapshots(store: Blockstore, snapshots: readonly CID[], signal?: AbortSignal): Promise<ReachabilityResult> {
   const out: ReachabilityResult = { needed: new Map(), missing: [], unreadable: [] };
@@ -122,53 +125,63 @@ export async function walkSnapshots(store: Blockstore, snapshots: readonly CID[]
     } else throw err;
   };
   const visitedDirs = new Set<string>();
-  for (const snap of snapshots) {
-    note(snap);
-    let tree: CID;
+  /** A directory: its entries noted and checked; returns its subdirectories. */
+  const visit = async ({ dir, snap }: { dir: CID; snap: CID }): Promise<Array<{ dir: CID; snap: CID }>> => {
+    signal?.throwIfAborted();
+    note(dir);
+    if (visitedDirs.has(dir.toString())) return [];
+    visitedDirs.add(dir.toString());
+    let entries;
     try {
-      tree = (await readSnapshot(store, snap, 'the store')).tree;
+      const r = await readDir(store, dir, 'the store');
+      r.blocks.forEach(note);
+      entries = r.entries;
     } catch (e) {
-      problem(snap, snap, e);
-      continue;
+      problem(dir, snap, e);
+      return [];
     }
-    const stack: CID[] = [tree];
-    while (stack.length) {
-      signal?.throwIfAborted();
-      const dir = stack.pop()!;
-      note(dir);
-      if (visitedDirs.has(dir.toString())) continue;
-      visitedDirs.add(dir.toString());
-      let entries;
-      try {
-        const r = await readDir(store, dir, 'the store');
-        r.blocks.forEach(note);
-        entries = r.entries;
-      } catch (e) {
-        problem(dir, snap, e);
-        continue;
-      }
-      for (const e of entries) {
-        if (e.k === 'd') stack.push(e.d!);
-        else if (e.k === 'f') {
-          const chunks: CID[] = [];
-          try {
-            for await (const lb of listBlocksOf(store, e, 'the store')) note(lb);
-            if (e.c) chunks.push(...e.c);
-            else if (e.cl) {
-              for await (const c of readChunkRefs(store, e, 'the store')) chunks.push(c.cid);
-            }
-          } catch (err) {
-            problem(e.cl!, snap, err);
-            continue;
+    const subdirs: Array<{ dir: CID; snap: CID }> = [];
+    for (const e of entries) {
+      if (e.k === 'd') subdirs.push({ dir: e.d!, snap });
+      else if (e.k === 'f') {
+        const chunks: CID[] = [];
+        try {
+          for await (const lb of listBlocksOf(store, e, 'the store')) note(lb);
+          if (e.c) chunks.push(...e.c);
+          else if (e.cl) {
+            for await (const c of readChunkRefs(store, e, 'the store')) chunks.push(c.cid);
           }
-          for (const c of chunks) {
-            if (out.needed.has(c.toString())) continue;
-            note(c);
-            if (!(await store.has(c))) problem(c, snap, new BlockNotFoundError(c));
-          }
+        } catch (err) {
+          problem(e.cl!, snap, err);
+          continue;
+        }
+        for (const c of chunks) {
+          if (out.needed.has(c.toString())) continue;
+          note(c);
+          if (!(await store.has(c))) problem(c, snap, new BlockNotFoundError(c));
         }
       }
     }
+    return subdirs;
+  };
+  // Level by level, WALK_PARALLEL directories at once: one after another, each directory's reads waited for the
+  // last one's, and walking the reference set's 2,430 directories took 0.6-0.7 s (0.4 s this way, cache warm or
+  // cold). A directory two snapshots share is reported under whichever reaches it first.
+  let level: Array<{ dir: CID; snap: CID }> = [];
+  for (const snap of snapshots) {
+    note(snap);
+    try {
+      level.push({ dir: (await readSnapshot(store, snap, 'the store')).tree, snap });
+    } catch (e) {
+      problem(snap, snap, e);
+    }
   }
+  while (level.length > 0) level = (await mapLimit(level, WALK_PARALLEL, visit)).flat();
+  // In a stable order, whatever order the directories were read in.
+  const rank = new Map(snapshots.map((s, i) => [s.toString(), i]));
+  const order = (a: { cid: CID; snapshot: CID }, b: { cid: CID; snapshot: CID }): number =>
+    rank.get(a.snapshot.toString())! - rank.get(b.snapshot.toString())! || (a.cid.toString() < b.cid.toString() ? -1 : a.cid.toString() > b.cid.toString() ? 1 : 0);
+  out.missing.sort(order);
+  out.unreadable.sort(order);
   return out;
 }
