@@ -32,8 +32,13 @@ import type { ChunkingService, SourceEntry, SourceStat, SourceTree, TreePath, Wa
  */
 const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const DEFAULT_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
-/** Directory subtrees walked in parallel at most. */
-const MAX_BRANCHES = 16;
+/**
+ * Directory subtrees walked in parallel at most. A directory's subdirectories start once its own files are read and
+ * stored, so with a few small files in each of thousands of directories the walk is a chain of waits (a listing, the
+ * files' reads, a group commit) per directory: 16 branches left the reference set's 2,400 directories of small files
+ * waiting on that chain (3.1 s for them alone; 2.3-2.6 s with 64). More than 64 only held more directories open.
+ */
+const MAX_BRANCHES = 64;
 /** Entries of one directory handled at once (a file waiting for its blocks to be durable holds no file slot). */
 const LEAVES_AT_ONCE = 32;
 /**
