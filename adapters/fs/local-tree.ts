@@ -87,16 +87,22 @@ let walker: Walker | null | undefined;
 
 /** The shared walker, started on first use; null where its script cannot be had (the walk then stays here). */
 function getWalker(): Walker | null {
-  if (walker === undefined || (walker && !walker.alive)) {
-    try {
-      const given = (globalThis as Record<symbol, unknown>)[WALK_WORKER_KEY];
-      const script = typeof given === 'string' ? given : bundledSync('walk-worker', 'adapters/fs/walk-worker.ts', true);
-      walker = script ? new Walker(script) : null;
-    } catch {
-      walker = null;
-    }
-  }
+  if (walker === undefined || (walker && !walker.alive)) walker = startWorker(WALK_WORKER_KEY, 'walk-worker', (script) => new Walker(script));
   return walker;
+}
+
+/**
+ * A worker-backed helper over the script a launcher left under `key` (bin/reserve.mjs), else over a bundle built
+ * here (bin/bundle.mjs); null where there is no script or the worker cannot start.
+ */
+function startWorker<T>(key: symbol, name: string, start: (script: string) => T): T | null {
+  try {
+    const given = (globalThis as Record<symbol, unknown>)[key];
+    const script = typeof given === 'string' ? given : bundledSync(name, `adapters/fs/${name}.ts`, true);
+    return script ? start(script) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A write worker's young generation: it keeps nothing alive beyond the batch it is writing. */
@@ -177,15 +183,7 @@ let writer: Writer | null | undefined;
 
 /** The shared writer; null where its script cannot be had (small files are then written on this thread). */
 function getWriter(): Writer | null {
-  if (writer === undefined) {
-    try {
-      const given = (globalThis as Record<symbol, unknown>)[WRITE_WORKER_KEY];
-      const script = typeof given === 'string' ? given : bundledSync('write-worker', 'adapters/fs/write-worker.ts', true);
-      writer = script ? new Writer(script) : null;
-    } catch {
-      writer = null;
-    }
-  }
+  if (writer === undefined) writer = startWorker(WRITE_WORKER_KEY, 'write-worker', (script) => new Writer(script));
   return writer;
 }
 
