@@ -7,7 +7,8 @@
  *
  * Also: the whole local path on the default chunker (FsBlockstore, worker threads, backupDirectory and
  * restoreSnapshot); files behind nested ChunkList blocks; a paged directory; restoring a subtree or a single
- * entry gives exactly that; FIFOs and sockets are skipped with a warning.
+ * entry gives exactly that; FIFOs and sockets are skipped with a warning; files that vanish, grow or shrink between
+ * their directory's listing and their read are skipped or kept as read, each with a warning.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -21,7 +22,7 @@ import { restore } from '../core/snapshot/restore.ts';
 import { inlineChunking } from '../core/snapshot/inline.ts';
 import { readDir, readSnapshot } from '../core/snapshot/manifest-io.ts';
 import { decodeChunkList, INLINE_CHUNKS, LIST_FANOUT, type DirEntry } from '../core/snapshot/model.ts';
-import type { TreePath, Warning } from '../core/snapshot/ports.ts';
+import type { SourceTree, TreePath, Warning } from '../core/snapshot/ports.ts';
 import type { Blockstore } from '../core/blocks/blockstore.ts';
 import { MemoryBlockstore } from '../adapters/storage/memory-blockstore.ts';
 import { LocalTargetTree } from '../adapters/fs/local-tree.ts';
@@ -331,6 +332,54 @@ describe('snapshot round trip: fixed examples', () => {
       expect(await compareTrees(src, dst)).toEqual([]);
       expect(await fingerprint(dst)).toEqual(await fingerprint(src));
     }).finally(() => chunking.close());
+  });
+
+  it('a tree that changes under the backup: a vanished file is skipped with a warning, one that grew or shrank is kept as read, with a warning', async () => {
+    await withTemp('changing', async (base) => {
+      const src = join(base, 'src');
+      await fs.mkdir(join(src, 'sub'), { recursive: true });
+      const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+      await fs.writeFile(join(src, 'sub', 'kept.txt'), bytes(40, 1));
+      await fs.writeFile(join(src, 'sub', 'gone.txt'), bytes(40, 2));
+      await fs.writeFile(join(src, 'sub', 'grows-small.txt'), bytes(30, 3)); // below the minimum chunk: one read
+      await fs.writeFile(join(src, 'sub', 'grows-large.bin'), bytes(3000, 4)); // read in windows
+      await fs.writeFile(join(src, 'sub', 'shrinks.bin'), bytes(3000, 5));
+      // The directory is listed (sizes taken), then the files change before any is read.
+      const local = localBackup(src, new MemoryBlockstore(), SMALL);
+      const inner = local.source;
+      const source: SourceTree = {
+        description: inner.description,
+        stat: (path) => inner.stat(path),
+        readlink: (path) => inner.readlink(path),
+        open: (path) => inner.open(path),
+        list: async (path) => {
+          const listed = await inner.list(path);
+          if (path.length === 1) {
+            await fs.rm(join(src, 'sub', 'gone.txt'));
+            await fs.appendFile(join(src, 'sub', 'grows-small.txt'), bytes(20, 6));
+            await fs.appendFile(join(src, 'sub', 'grows-large.bin'), bytes(500, 7));
+            await fs.truncate(join(src, 'sub', 'shrinks.bin'), 1000);
+          }
+          return listed;
+        },
+      };
+      const warned: Warning[] = [];
+      const b = await backup({ ...local, source, onWarning: (w) => warned.push(w) });
+      expect(warned.map((w) => `${w.path}: ${w.message}`).sort()).toEqual([
+        'sub/gone.txt: skipped: it vanished during the backup',
+        'sub/grows-large.bin: changed while it was read (3000 bytes at stat, 3500 read); the bytes read were kept',
+        'sub/grows-small.txt: changed while it was read (30 bytes at stat, 50 read); the bytes read were kept',
+        'sub/shrinks.bin: changed while it was read (3000 bytes at stat, 1000 read); the bytes read were kept',
+      ]);
+      expect(b.stats).toMatchObject({ files: 4, skipped: 1 });
+      // What was kept is what the files held when read: the restore matches the tree as it is now.
+      const dst = join(base, 'dst');
+      await restoreTo(dst, local.store, b);
+      for (const name of ['kept.txt', 'grows-small.txt', 'grows-large.bin', 'shrinks.bin']) {
+        expect(Buffer.from(await fs.readFile(join(dst, 'sub', name))).equals(await fs.readFile(join(src, 'sub', name)))).toBe(true);
+      }
+      expect((await fs.readdir(join(dst, 'sub'))).sort()).toEqual(['grows-large.bin', 'grows-small.txt', 'kept.txt', 'shrinks.bin']);
+    });
   });
 
   it('FIFOs and sockets are skipped with a warning, not a crash', async () => {
