@@ -1,6 +1,7 @@
 /**
- * The message format between LocalTargetTree.writeFiles and its write workers (write-worker.ts): a batch of whole
- * files as a few flat buffers (paths, contents, numbers), moved to the worker, not copied, and not one object each.
+ * The message format between LocalTargetTree.writeFiles and its write worker (write-worker.ts): a batch of whole
+ * files as a few flat buffers, not one object each. Paths and numbers are moved to the worker; the contents are
+ * copied once, into shared memory the caller reuses (or into a buffer moved with the batch when they do not fit).
  */
 
 /** Per file in `ints`: create mode, final mode, uid, gid, flags. */
