@@ -461,8 +461,13 @@ class BackupRun {
         size += prevEnd;
         tail = data.subarray(prevEnd);
         progress?.advance(readNow);
-        // A small file's window is stored (stores copy or write out what they are given): free it now.
-        if (!pooled && tail.length === 0) discard(data);
+        // A small file's window is stored (stores copy or write out what they are given): free it now. A window
+        // that ended at a boundary before the end of the file leaves an empty tail, which must not be a view of the
+        // freed buffer: copying from a detached buffer throws, even nothing.
+        if (!pooled && tail.length === 0) {
+          discard(data);
+          tail = new Uint8Array(0);
+        }
         if (eof && tail.length > 0) throw new Error('chunker left a tail at end of file');
       }
     } finally {
