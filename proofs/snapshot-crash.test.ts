@@ -292,5 +292,6 @@ describe('crash safety', () => {
     const target = join(base, 'restore-first');
     await restoreSnapshot({ repo, ref: first, target, chunking });
     expect(await fingerprint(target)).toEqual(expected.get(first));
-  });
+    // A round is a backup and a check (under a second on the development VM): more rounds get more time.
+  }, Math.max(60_000, KILL_ROUNDS * 3_000));
 });

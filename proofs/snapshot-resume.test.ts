@@ -275,7 +275,8 @@ describe('resumable restore: `reserve restore` killed (SIGKILL, SIGINT) and run 
       expect(resumedFiles).toBeGreaterThan(0);
       console.log(`restore kill rounds (seed ${SEED}): ${interrupted} of ${ROUNDS} interrupted, ${resumedFiles} files kept by the second runs`);
     });
-  });
+    // Each round runs two restores of 19 MB (2.5 s on the development VM): more rounds (RESERVE_RUNS) get more time.
+  }, Math.max(60_000, ROUNDS * 10_000));
 });
 
 // ---- the Box restore ------------------------------------------------------------------------------------------------
