@@ -287,6 +287,20 @@ describe('HoldingsIndex: persistence', () => {
     );
     expect(() => HoldingsIndex.restore([])).toThrow(CorruptHoldingsError);
   });
+
+  // Found by the property above under RESERVE_SEED=424242 with 4x its runs: levelBits (byte 6) changed from 2 to 1
+  // restored without a word, with the other geometry. Nothing else in a segment depends on it: its entries and
+  // their buckets are the same under any levelBits.
+  it('regression: a segment whose levelBits was changed to another valid value is rejected', () => {
+    const index = HoldingsIndex.from(makeCids(13, 60, 4).map((c) => [c, sizeOf(c)] as const), { partitionBits: 4, levelBits: 2 });
+    const good = index.serialise();
+    expect(good[6]).toBe(2);
+    for (const levelBits of [1, 4]) {
+      const bad = good.slice();
+      bad[6] = levelBits;
+      expect(() => HoldingsIndex.restore(bad), `levelBits ${levelBits}`).toThrow(CorruptHoldingsError);
+    }
+  });
 });
 
 describe('HoldingsIndex: input checks', () => {

@@ -34,7 +34,7 @@ import { InvalidInputError } from '../errors.ts';
 import { CorruptHoldingsError, InvalidBlockSizeError, InvalidGeometryError, UnsupportedCidError } from './errors.ts';
 import { Coverage } from './filter.ts';
 import type { PartitionFilter } from './filter.ts';
-import { add128, ENTRY_KEY_BYTES, entryValue, equal128, hashBytes, HASH_BYTES, sub128 } from './set-hash.ts';
+import { add128, ENTRY_KEY_BYTES, entryValue, equal128, hashBytes, HASH_BYTES, sub128, tagValue } from './set-hash.ts';
 import { RecordStore } from './store.ts';
 import { ByteReader, ByteWriter } from './wire.ts';
 
@@ -109,7 +109,16 @@ function writeU32(b: Uint8Array, o: number, v: number): void {
 }
 
 const SERIAL_MAGIC = [0x52, 0x48, 0x49, 0x58]; // "RHIX"
-const SERIAL_VERSION = 1;
+/** 2: a segment's sum covers its geometry too (version 1 accepted a changed levelBits). */
+const SERIAL_VERSION = 2;
+
+/**
+ * What a segment's stored sum adds to its entries' sum: a value of the geometry. levelBits shapes only the tree
+ * above the buckets, so no other check of a segment depends on it; added to the sum, a changed one fails the sum.
+ */
+function geometryValue(g: HoldingsGeometry): Uint32Array {
+  return tagValue((g.partitionBits << 8) | g.levelBits);
+}
 
 export class HoldingsIndex {
   readonly geometry: HoldingsGeometry;
@@ -406,7 +415,8 @@ export class HoldingsIndex {
 
   /**
    * Compact bytes for the buckets [from, to) (default: all). A segment carries the geometry, its range, and its
-   * count, bytes and root sum, which `restore` checks. Layout (integers are varints):
+   * count, bytes and root sum, which `restore` checks; the sum written is the entries' root sum plus a value of the
+   * geometry, so it checks the geometry too. Layout (integers are varints):
    *   "RHIX" version partitionBits levelBits from to count bytes sum[16]
    *   then per non-empty bucket: (bucket - previous - 1) n, and n entries: digest[32] codec size
    */
@@ -423,6 +433,7 @@ export class HoldingsIndex {
       add128(sum, 0, this.#sums[this.depth]!, b * 4);
       for (let i = 0; i < n; i++) bytes += readU32(data, base + i * RECORD_BYTES + ENTRY_KEY_BYTES);
     }
+    add128(sum, 0, geometryValue(this.geometry));
     const w = new ByteWriter(64 + count * 38);
     for (const m of SERIAL_MAGIC) w.u8(m);
     w.u8(SERIAL_VERSION);
@@ -529,7 +540,8 @@ export class HoldingsIndex {
     }
     if (seen !== count) throw fail2(`segment lists ${seen} blocks, its header says ${count}`);
     if (total !== bytes) throw fail2(`segment sizes add to ${total}, its header says ${bytes}`);
-    if (!equal128(got, 0, lanesOf(sum), 0)) throw fail2('segment root sum does not match its entries');
+    add128(got, 0, geometryValue(this.geometry));
+    if (!equal128(got, 0, lanesOf(sum), 0)) throw fail2('segment root sum does not match its entries and geometry');
     this.#count += seen;
     this.#bytes += total;
   }

@@ -90,6 +90,14 @@ export function sub128(dst: Uint32Array, d: number, v: Uint32Array, v0 = 0): voi
   }
 }
 
+/**
+ * A 128-bit value for a small whole-number tag (such as a serialised index's geometry), to add to a sum so the sum
+ * checks the tag too. Distinct tags have distinct values: lane 0 is mix32 of the tag, and mix32 is a bijection.
+ */
+export function tagValue(tag: number): Uint32Array {
+  return Uint32Array.of(mix32(tag), mix32(tag ^ 0x9e3779b9), mix32(tag ^ 0x7f4a7c15), mix32(tag ^ 0x94d049bb));
+}
+
 /** The 16 little-endian bytes of the 128-bit value at lanes[o .. o+4). */
 export function hashBytes(lanes: Uint32Array, o = 0): Uint8Array {
   const out = new Uint8Array(HASH_BYTES);
