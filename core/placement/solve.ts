@@ -251,6 +251,9 @@ const TOLERANCE = 1e-10;
 const MAX_ITERATIONS = 200;
 const MAX_STEP = 3; // largest change of ln w per iteration
 
+/** Step of ln w for the forward differences of the full Jacobian (its columns are accurate to about this). */
+const JACOBIAN_STEP = 1e-6;
+
 /**
  * Weights whose region-free top-`replicas` race has inclusion probabilities equal to `targets` (each in (0, 1],
  * summing to `replicas`; targets of exactly 1 give always Boxes).
@@ -259,6 +262,12 @@ const MAX_STEP = 3; // largest change of ln w per iteration
  * (only ratios of weights matter). The Jacobian is an M-matrix with zero row sums, for which Jacobi steps on its
  * exact diagonal converge; beta halves whenever a step would not reduce the largest relative error and grows
  * back after a successful one. Equal capacities converge in zero steps (the start point is exact by symmetry).
+ *
+ * Jacobi steps can stall where the diagonal says little about the whole: a Box with a share near 1 next to one
+ * thousands of times smaller stopped them at a relative error of 3e-4, no step of any length reducing it (found by
+ * proofs/placement-model.test.ts under another seed). Then the solver takes full Newton steps instead: the whole
+ * Jacobian by forward differences (one model evaluation per free Box), solved with one free Box held fixed. A
+ * Newton step shrinks every error at once, so a short enough one always reduces the largest.
  */
 export function solveWeights(targets: readonly number[], replicas: number): SolvedWeights {
   const n = targets.length;
@@ -293,14 +302,18 @@ export function solveWeights(targets: readonly number[], replicas: number): Solv
   let residual = residualOf(model.pi);
   let iterations = 0;
   let beta = 1;
+  /** Full Newton steps (once Jacobi steps stalled), and the current point's Newton direction in ln w. */
+  let newton = false;
+  let direction: number[] | null = null;
   while (residual > TOLERANCE && iterations < MAX_ITERATIONS) {
     iterations++;
+    if (newton && direction === null) direction = newtonDirection(shape, w, model.pi, targets);
     const next = w.slice();
     let sum = 0;
     for (let i = 0; i < n; i++) {
       if (always[i]) continue;
       const s = model.slope[i]!;
-      let du = s > 0 ? (beta * (targets[i]! - model.pi[i]!)) / s : 0;
+      let du = direction !== null ? beta * direction[i]! : s > 0 ? (beta * (targets[i]! - model.pi[i]!)) / s : 0;
       if (du > MAX_STEP) du = MAX_STEP;
       else if (du < -MAX_STEP) du = -MAX_STEP;
       next[i] = w[i]! * detExp(du);
@@ -314,11 +327,63 @@ export function solveWeights(targets: readonly number[], replicas: number): Solv
       w = next;
       model = trial;
       residual = r;
+      direction = null;
       beta = beta * 2 > 1 ? 1 : beta * 2;
     } else {
       beta /= 2;
-      if (beta < 1e-6) break;
+      if (beta < 1e-6) {
+        if (newton) break;
+        newton = true;
+        beta = 1;
+      }
     }
   }
   return { weights: w, residual, iterations };
+}
+
+/**
+ * The Newton step in u = ln w at weights `w` (probabilities `pi`): J du = t - pi over the free Boxes (finite, with a
+ * target above 0), J by forward differences. J has zero row sums (scaling every weight changes nothing), so the
+ * last free Box is held fixed and the others solved for by Gaussian elimination with partial pivoting, in a fixed
+ * order (bit-identical on every Box). Zero for the Boxes not solved for.
+ */
+function newtonDirection(shape: RaceShape, w: readonly number[], pi: readonly number[], targets: readonly number[]): number[] {
+  const n = shape.n;
+  const free: number[] = [];
+  for (let i = 0; i < n; i++) if (!shape.boxAlways[i] && targets[i]! > 0) free.push(i);
+  const direction: number[] = new Array(n).fill(0);
+  const m = free.length - 1;
+  if (m < 1) return direction;
+  // a[r][c]: row r, column c of the reduced system (free Boxes 0..m-1), the right-hand side in column m.
+  const a: number[][] = Array.from({ length: m }, (_, r) => {
+    const row: number[] = new Array(m + 1).fill(0);
+    row[m] = targets[free[r]!]! - pi[free[r]!]!;
+    return row;
+  });
+  for (let c = 0; c < m; c++) {
+    const moved = w.slice();
+    moved[free[c]!] = w[free[c]!]! * detExp(JACOBIAN_STEP);
+    const p = inclusionWithSlopes(shape, moved).pi;
+    for (let r = 0; r < m; r++) a[r]![c] = (p[free[r]!]! - pi[free[r]!]!) / JACOBIAN_STEP;
+  }
+  for (let c = 0; c < m; c++) {
+    let pivot = c;
+    for (let r = c + 1; r < m; r++) if (Math.abs(a[r]![c]!) > Math.abs(a[pivot]![c]!)) pivot = r;
+    if (a[pivot]![c] === 0) return direction; // singular: no Newton step (the caller's line search then gives up)
+    if (pivot !== c) [a[c], a[pivot]] = [a[pivot]!, a[c]!];
+    const rowC = a[c]!;
+    for (let r = c + 1; r < m; r++) {
+      const row = a[r]!;
+      const f = row[c]! / rowC[c]!;
+      if (f === 0) continue;
+      for (let k = c; k <= m; k++) row[k] = row[k]! - f * rowC[k]!;
+    }
+  }
+  for (let c = m - 1; c >= 0; c--) {
+    const row = a[c]!;
+    let v = row[m]!;
+    for (let k = c + 1; k < m; k++) v -= row[k]! * direction[free[k]!]!;
+    direction[free[c]!] = v / row[c]!;
+  }
+  return direction;
 }
