@@ -512,6 +512,11 @@ export class StateReducer {
       if (compareKey(key, rec.joinedAt) < 0) rec.joinedAt = key;
     }
     this.#accepted(ev, rec, key);
+    // A join made before rotations that included this Box (folded first: compacted into a summary, or arrived
+    // first): the Box holds the newest of them, exactly as if they had been folded after it.
+    for (const [g, r] of w.generations) {
+      if (g > rec.generation && r.at !== undefined && compareKey(r.at, key) > 0 && r.recipients.includes(rec.id)) rec.generation = g;
+    }
     // A join made before a rotation that did not include this Box (it was joining while the secret changed):
     // the Box is out as of that rotation, exactly as if the rotation had been folded after it.
     const cur = w.generations.get(currentGeneration(w.generations));
