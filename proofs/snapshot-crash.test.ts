@@ -11,8 +11,8 @@
  *     unreadable manifest), the newest recorded snapshot restores byte-identical to the tree it was taken of,
  *     and the next backup works on top of whatever the kill left. A final uninterrupted backup succeeds.
  *
- * The kill moments are seeded (RESERVE_SEED overrides, RESERVE_RUNS sets the number of kill rounds; the seed is
- * in every failure message) as fractions of the time the first, full backup took on this machine, counted from
+ * The kill moments are seeded (RESERVE_SEED overrides; RESERVE_RUNS or RESERVE_RUNS_SCALE set the number of kill
+ * rounds; the seed is in every failure message) as fractions of the time the first, full backup took on this machine, counted from
  * the first block write in odd rounds and from the start in even ones, so they land before, during and
  * (rarely) after the storing whatever the machine's speed. Where exactly a kill lands still
  * depends on scheduling; every assertion holds wherever it lands. A SIGKILL keeps the page cache, so this shows
@@ -31,12 +31,12 @@ import { MemoryBlockstore } from '../adapters/storage/memory-blockstore.ts';
 import { LocalSourceTree } from '../adapters/fs/local-tree.ts';
 import { LocalRepo } from '../adapters/repo/local-repo.ts';
 import { backupDirectory, restoreSnapshot, verifyRepository } from '../adapters/repo/ops.ts';
-import { seedFor } from './support/fc.ts';
+import { runsFor, seedOf } from './support/fc.ts';
 import { fingerprint, fixedClock, prng, removeTree, seededBytes, spawnCli, tempDir } from './support/snapshot-fixtures.ts';
 
 const NAME = 'snapshot-crash: SIGKILLed backups leave a repository that verifies and restores';
-const SEED = process.env.RESERVE_SEED !== undefined ? Number(process.env.RESERVE_SEED) : seedFor(NAME);
-const KILL_ROUNDS = process.env.RESERVE_RUNS !== undefined ? Number(process.env.RESERVE_RUNS) : 3;
+const SEED = seedOf(NAME);
+const KILL_ROUNDS = runsFor(3);
 
 const BIG_FILES = 9; // ~3.2 MB each
 const SMALL_FILES = 36; // 1-12 KB each

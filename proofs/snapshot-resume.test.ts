@@ -35,7 +35,7 @@ import { backupDirectory } from '../adapters/repo/ops.ts';
 import { SimWorld } from '../simulations/sim/world.ts';
 import { ReserveSim } from '../simulations/reserve/harness.ts';
 import { MemTargetTree, compareMemTrees, generateTree, type MemNode } from '../simulations/reserve/memtree.ts';
-import { propertyOptions, seedFor } from './support/fc.ts';
+import { propertyOptions, runsFor, seedFor, seedOf } from './support/fc.ts';
 import { enc, treeArb } from './support/snapshot-arbitraries.ts';
 import { fingerprint, localBackup, pathJoin, prng, removeTree, runCli, seededBytes, spawnCli, withTemp, writeTree } from './support/snapshot-fixtures.ts';
 
@@ -226,8 +226,8 @@ describe('resumable restore', () => {
 
 describe('resumable restore: `reserve restore` killed (SIGKILL, SIGINT) and run again', () => {
   const NAME = 'snapshot-resume: a killed reserve restore, run again, completes byte-identical';
-  const SEED = process.env.RESERVE_SEED !== undefined ? Number(process.env.RESERVE_SEED) : seedFor(NAME);
-  const ROUNDS = process.env.RESERVE_RUNS !== undefined ? Number(process.env.RESERVE_RUNS) : 4;
+  const SEED = seedOf(NAME);
+  const ROUNDS = runsFor(4);
 
   it(`${NAME} (seed ${SEED}, ${ROUNDS} rounds)`, async () => {
     await withTemp('resume-cli', async (base) => {

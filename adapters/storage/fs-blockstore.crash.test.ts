@@ -7,7 +7,8 @@
  * after putMany yielded it), packed or in a file of its own, is present.
  *
  * A SIGKILL keeps the page cache, so this shows process-crash atomicity; power-loss durability rests on the
- * fsync discipline described in fs-blockstore.ts. Seed: RESERVE_SEED overrides the fixed one.
+ * fsync discipline described in fs-blockstore.ts. Seed: RESERVE_SEED overrides the fixed one; RESERVE_RUNS or
+ * RESERVE_RUNS_SCALE set the number of rounds.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -17,13 +18,13 @@ import { fileURLToPath } from 'node:url';
 import { CID } from 'multiformats/cid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchesCid } from '../../core/blocks/cid.ts';
-import { seedFor } from '../../proofs/support/fc.ts';
+import { runsFor, seedOf } from '../../proofs/support/fc.ts';
 import { blockPath, FsBlockstore } from './fs-blockstore.ts';
 import { prng } from './test-blocks.ts';
 
 const NAME = 'fs-blockstore survives SIGKILL during putMany';
-const SEED = process.env.RESERVE_SEED !== undefined ? Number(process.env.RESERVE_SEED) : seedFor(NAME);
-const ROUNDS = 6;
+const SEED = seedOf(NAME);
+const ROUNDS = runsFor(6);
 const CHILD = fileURLToPath(new URL('./fs-crash-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -133,5 +134,6 @@ describe('FsBlockstore crash safety (real child process, SIGKILL)', () => {
     console.log(
       `crash rounds (seed ${SEED}): reported ${rounds.map((r) => `${r.reported.length} (${r.packed} packed)`).join(', ')}; tmp files left by the kill ${rounds.map((r) => r.tmpLeft).join(', ')}`,
     );
-  });
+    // A round is a child process killed and the store checked (under a second): more rounds get more time.
+  }, Math.max(60_000, ROUNDS * 3_000));
 });
