@@ -5,7 +5,7 @@
  * RESERVE_SEED and RESERVE_RUNS_SCALE. Each test file runs alone under each seed; one line per file, and for a
  * failure its counterexample and the command that replays it. Exit code 1 when anything failed.
  *
- *   npm run soak:proofs                                   3 fresh seeds, 4x each test's runs (about an hour)
+ *   npm run soak:proofs                                   3 fresh seeds, 4x each test's runs (about 8 minutes a seed here)
  *   npm run soak:proofs -- --seeds 101,202 --scale 2      these seeds, twice the runs
  *   npm run soak:proofs -- proofs/snapshot-pipeline.test.ts   only these files
  *

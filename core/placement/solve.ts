@@ -260,7 +260,7 @@ const JACOBIAN_STEP = 1e-6;
  *
  * Damped Newton-Jacobi on u = ln w: u_i += beta * (t_i - pi_i) / (d pi_i / d u_i), renormalised after each step
  * (only ratios of weights matter). The Jacobian is an M-matrix with zero row sums, for which Jacobi steps on its
- * exact diagonal converge; beta halves whenever a step would not reduce the largest relative error and grows
+ * exact diagonal mostly converge; beta halves whenever a step would not reduce the largest relative error and grows
  * back after a successful one. Equal capacities converge in zero steps (the start point is exact by symmetry).
  *
  * Jacobi steps can stall where the diagonal says little about the whole: a Box with a share near 1 next to one

@@ -512,8 +512,8 @@ export class StateReducer {
       if (compareKey(key, rec.joinedAt) < 0) rec.joinedAt = key;
     }
     this.#accepted(ev, rec, key);
-    // A join made before rotations that included this Box (folded first: compacted into a summary, or arrived
-    // first): the Box holds the newest of them, exactly as if they had been folded after it.
+    // A join made before rotations that included this Box, folded already because a checkpoint compacted them into
+    // the summary this state starts from: the Box holds the newest of them, as if they had been folded after it.
     for (const [g, r] of w.generations) {
       if (g > rec.generation && r.at !== undefined && compareKey(r.at, key) > 0 && r.recipients.includes(rec.id)) rec.generation = g;
     }
