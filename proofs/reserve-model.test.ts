@@ -176,6 +176,19 @@ describe('model-based: random command sequences against the production Box', () 
     expect(real.sim.reportedLost().size).toBe(1);
   }, 300_000);
 
+  // Found by soak:proofs (RESERVE_SEED=31337, 4x runs): the author bricked during a partition before its snapshot
+  // was protected. The reserve said so in 'chunks-lost' notices (its manifest survived, 15 of 44 chunks did not), but
+  // the harness counted only 'snapshot-lost' ones and waited 8 h for a full protection that could not come.
+  it('regression: the author bricked during a partition before any push: the partial loss is reported, not silent', async () => {
+    const { model, real } = await newReal(59115);
+    await backupCmd(0).run(model, real);
+    await partitionCmd().run(model, real);
+    await brickCmd(0).run(model, real);
+    await healAndCheck(model, real);
+    expect(real.sim.notices.some((n) => n.notice.type === 'chunks-lost')).toBe(true);
+    expect(real.sim.reportedLost().size).toBe(1);
+  }, 300_000);
+
   it('stays safe under any sequence and heals to full protection with byte-identical restores', async () => {
     const commands = fc.commands(
       [

@@ -12,8 +12,9 @@
  * Found this way, each now pinned as a regression test next to the property that found it: a backup window ending
  * exactly at a chunk boundary (snapshot-pipeline), a serialised holdings index whose levelBits could change unseen
  * (holdings-index), the placement solver stalling at extreme capacities (placement-model), a join folded onto a
- * checkpoint that held a rotation sealed to the joining Box (state-compaction), and a test harness that waited
- * forever for a shutdown a crash had cut short (events-dispatch).
+ * checkpoint that held a rotation sealed to the joining Box (state-compaction), and two test harnesses: one waited
+ * forever for a shutdown a crash had cut short (events-dispatch), one ignored losses reported chunk by chunk
+ * (reserve-model).
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';

@@ -506,10 +506,13 @@ export class ReserveSim {
     return missing;
   }
 
-  /** Snapshots some running Box reported lost (a 'snapshot-lost' notice). */
+  /**
+   * Snapshots some running Box reported lost, wholly (a 'snapshot-lost' notice: no member holds the manifest) or in
+   * part (a 'chunks-lost' notice: the manifest survives, some chunks no member holds, the files needing them named).
+   */
   reportedLost(): Set<string> {
     const out = new Set<string>();
-    for (const n of this.notices) if (n.notice.type === 'snapshot-lost') out.add((n.notice as { root: string }).root);
+    for (const n of this.notices) if (n.notice.type === 'snapshot-lost' || n.notice.type === 'chunks-lost') out.add((n.notice as { root: string }).root);
     return out;
   }
 
