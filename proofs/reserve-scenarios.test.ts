@@ -20,7 +20,9 @@ const SEEDS: Record<string, number[]> = {
   'crash-mid-backup': [1, 2],
   // seed 500022 once failed liveness for good: the home Box was bricked right after a partition, before its newest
   // snapshot (never protected) reached a second Box. The reserve reported the loss; the checkers now accept that.
-  swarm: [1, 2, 3, 500022],
+  // seeds 500255 and 500466 once failed safety: a brick took the last intact copy of a chunk whose other copy had
+  // rotted, two failures of one chunk at RF 2; the injector no longer combines them (a rotted copy is a failure too)
+  swarm: [1, 2, 3, 500022, 500255, 500466],
   'lose-rf-1': [1],
   'lose-rf': [1, 2],
   conflict: [1, 2],

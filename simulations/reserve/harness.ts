@@ -453,6 +453,22 @@ export class ReserveSim {
     return out;
   }
 
+  /** Does `box` hold the last intact copy of a chunk that has a rotted copy on another disk that still exists? */
+  lastIntactCopyOfRotted(box: BoxId): boolean {
+    const intact = this.intactCopies();
+    const rotted = new Set<string>();
+    for (const b of this.cluster.all()) {
+      if (b.state === 'bricked' || b.state === 'removed' || b.id === box) continue;
+      for (const cid of b.blocks.cids()) if (cid.code === RAW_CODE && !b.blocks.intact(cid)) rotted.add(cid.toString());
+    }
+    const here = this.cluster.box(box);
+    for (const cid of here.blocks.cids()) {
+      const key = cid.toString();
+      if (cid.code === RAW_CODE && here.blocks.intact(cid) && intact.get(key) === 1 && rotted.has(key)) return true;
+    }
+    return false;
+  }
+
   /** Chunks (of indexed snapshots) with fewer than `rf` intact copies on active members' disks. */
   async underReplicated(ignore: ReadonlySet<string> = new Set()): Promise<{ chunks: number; below: number; lost: number; minCopies: number }> {
     const boxes = this.upBoxes();

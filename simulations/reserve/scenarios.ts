@@ -524,6 +524,9 @@ export const swarm: S = scenario({
         if (survivor) state.sim.addBox(state.sim.invite(survivor.id));
       },
       mayRot: (_box, cid) => (state.sim.intactCopies().get(cid.toString()) ?? 0) >= 2,
+      // A rotted copy not yet repaired is a failure too: no brick that, with it, destroys every copy of a chunk
+      // (two failures of one chunk at RF 2 is more than a reserve can survive; found by sim:soak seeds 500255, 500466).
+      mayBrick: (id) => !state.sim.lastIntactCopyOfRotted(id),
     });
     state.injector.applyNetwork();
     state.notes.push(`swarm ${JSON.stringify(swarm.enabled)}`);

@@ -86,6 +86,8 @@ export interface InjectorOptions {
   rotBytes?: number;
   /** Which blocks rot may hit (default all): e.g. only those with an intact copy on another Box. */
   mayRot?: (box: BoxId, cid: CID) => boolean;
+  /** Which Boxes a brick may hit (default all): e.g. not one whose loss, with rot elsewhere, destroys every copy. */
+  mayBrick?: (box: BoxId) => boolean;
 }
 
 /** Ground truth of one bit-rot injection. */
@@ -169,8 +171,10 @@ export class FaultInjector<B extends BoxBehaviour, I> {
     }
     if (enabled.brick && roll.brick && this.unavailable() < this.options.maxUnavailable) {
       const members = cluster.members();
-      if (members.length > 1) {
-        const id = pick.pick(members).id;
+      const mayBrick = this.options.mayBrick;
+      const eligible = mayBrick === undefined ? members : members.filter((b) => mayBrick(b.id));
+      if (members.length > 1 && eligible.length > 0) {
+        const id = pick.pick(eligible).id;
         cluster.brick(id);
         this.#unreplaced.add(id);
         act(`brick ${id}`);
