@@ -22,7 +22,9 @@ const SEEDS: Record<string, number[]> = {
   // snapshot (never protected) reached a second Box. The reserve reported the loss; the checkers now accept that.
   // seeds 500255 and 500466 once failed safety: a brick took the last intact copy of a chunk whose other copy had
   // rotted, two failures of one chunk at RF 2; the injector no longer combines them (a rotted copy is a failure too)
-  swarm: [1, 2, 3, 500022, 500255, 500466],
+  // seed 600126 once never converged: a factory-new Box's join was gossiped while it was cut off, and the others,
+  // which pull only from members they know, never heard of it; now every sync also pushes a Box's own events
+  swarm: [1, 2, 3, 500022, 500255, 500466, 600126],
   'lose-rf-1': [1],
   'lose-rf': [1, 2],
   conflict: [1, 2],

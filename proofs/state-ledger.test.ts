@@ -104,4 +104,25 @@ describe('ledger', () => {
       expect(plain(b.state())).toEqual(plain(a.state()));
     }
   });
+
+  it("tells from a peer's state vector whether it holds an author's events up to a seq (the push protocol's check)", () => {
+    const world = makeWorld(73, 2);
+    const { all } = ledgers(world, createYjsBackend);
+    const [a, b] = all;
+    a.join({ capacity: 1, addresses: [] });
+    b.applyUpdate(a.diff(b.stateVector()));
+    b.join({ capacity: 1, addresses: [] });
+    a.applyUpdate(b.diff(a.stateVector()));
+    expect([a.ownSeq, b.ownSeq]).toEqual([1, 1]);
+    a.publish('snapshot-published', snapshotBody(1));
+    expect(a.ownSeq).toBe(2);
+    // b has a's join, not yet its snapshot
+    expect(a.peerHolds(b.stateVector(), a.id, 1)).toBe(true);
+    expect(a.peerHolds(b.stateVector(), a.id, 2)).toBe(false);
+    // what a sends after seeing b's state vector brings b up to a's newest own event
+    b.applyUpdate(a.diff(b.stateVector()));
+    expect(a.peerHolds(b.stateVector(), a.id, a.ownSeq)).toBe(true);
+    expect(b.peerHolds(a.stateVector(), b.id, b.ownSeq)).toBe(true);
+    expect(errorName(() => a.peerHolds(new Uint8Array([1, 2]), a.id, 1))).toBe('BadSyncMessageError');
+  });
 });

@@ -37,6 +37,7 @@ import {
   JoinRefusedError,
   JoinRequiredError,
   PING_PROTOCOL,
+  PUSH_PROTOCOL,
   STATE_TOPIC,
   SYNC_PROTOCOL,
 } from '../keeper/protocol.ts';
@@ -144,6 +145,11 @@ export interface MemberStatus {
   addresses: string[];
 }
 
+/** A gated network refused this Box as a non-member (JoinRequiredError, here or from the peer). */
+function isJoinRequired(err: unknown): boolean {
+  return err instanceof JoinRequiredError || (err instanceof RemoteError && err.remoteName === JoinRequiredError.name);
+}
+
 const LEDGER_KEY = 'box/ledger';
 const SECRET_PREFIX = 'box/secret/';
 
@@ -235,14 +241,7 @@ export class Box {
     this.#unsubscribe.push(
       net.subscribe(STATE_TOPIC, (from, data) => {
         try {
-          const r = this.#ledger.applyUpdate(data);
-          if (r.added > 0) {
-            this.#dirty = true;
-            this.#keeper?.poke();
-            // presumed dead by the others while it is up: re-announce now rather than at the next anti-entropy round
-            if (this.#started && this.state().members.get(this.id)?.status === 'dead') void this.#rejoinIfNeeded().catch(() => undefined);
-          }
-          if (r.needsSync) void this.syncWith(from);
+          this.#applyFrom(from, data);
         } catch {
           // junk from a peer changes nothing
         }
@@ -253,6 +252,13 @@ export class Box {
     // Answer liveness probes from the start (the keeper serves them too once it runs): the members that admit this
     // Box ping it at once, before it has finished starting.
     net.handle(PING_PROTOCOL, async () => new Uint8Array(0));
+    // A member's update sent straight here (an empty request only asks): applied like gossip, saved before the
+    // answer (the sender may be going away for good), answered with what this replica now holds.
+    net.handle(PUSH_PROTOCOL, async (from, data) => {
+      if (data.byteLength > 0 && this.#applyFrom(from, data) > 0) await this.#saveSoon();
+      return this.#ledger.stateVector();
+    });
+
 
     this.#keeper = new Keeper({
       ledger: this.#ledger,
@@ -373,21 +379,55 @@ export class Box {
     this.#keeper.poke();
   }
 
+  /** Apply a peer's update message (gossip or a push); returns how many events were new. Throws on junk. */
+  #applyFrom(from: BoxId, data: Uint8Array): number {
+    const r = this.#ledger.applyUpdate(data);
+    if (r.added > 0) {
+      this.#dirty = true;
+      this.#keeper?.poke();
+      // presumed dead by the others while it is up: re-announce now rather than at the next anti-entropy round
+      if (this.#started && this.state().members.get(this.id)?.status === 'dead') void this.#rejoinIfNeeded().catch(() => undefined);
+    }
+    if (r.needsSync) void this.syncWith(from);
+    return r.added;
+  }
+
+  /**
+   * Ask `peer` what it holds and send it what it lacks of this Box's own events up to `seq`; true once it holds
+   * them all. Throws what the request throws.
+   */
+  async #pushOwn(peer: BoxId, seq: number, timeoutMs: number): Promise<boolean> {
+    const holds = (sv: Uint8Array) => this.#ledger.peerHolds(sv, this.id, seq);
+    let sv = await this.#init.network.request(peer, PUSH_PROTOCOL, new Uint8Array(0), { timeoutMs });
+    if (!holds(sv)) sv = await this.#init.network.request(peer, PUSH_PROTOCOL, this.#ledger.diff(sv), { timeoutMs });
+    return holds(sv);
+  }
+
   /** Pull what `peer` has that we lack (state-vector handshake). Returns how many events were new; -1 when the
    * peer did not answer. */
   async syncWith(peer: BoxId): Promise<number> {
     try {
-      const diff = await this.#init.network.request(peer, SYNC_PROTOCOL, this.#ledger.stateVector(), { timeoutMs: this.#init.timing?.requestTimeoutMs ?? 10_000 });
+      const timeoutMs = this.#init.timing?.requestTimeoutMs ?? 10_000;
+      const diff = await this.#init.network.request(peer, SYNC_PROTOCOL, this.#ledger.stateVector(), { timeoutMs });
       this.#keeper?.noteSeen(peer);
       const r = this.#ledger.applyUpdate(diff);
       if (r.added > 0) {
         this.#dirty = true;
         this.#keeper?.poke();
       }
+      // Anti-entropy both ways for this Box's own events: one gossiped while the two could not talk (its join among
+      // them) would otherwise reach a peer only if it happened to pull from this Box, and it pulls from members only.
+      if (this.#ledger.ownSeq > 0) {
+        try {
+          await this.#pushOwn(peer, this.#ledger.ownSeq, timeoutMs);
+        } catch (err) {
+          if (isJoinRequired(err)) this.#refusedBy.add(peer);
+        }
+      }
       return r.added;
     } catch (err) {
       // A gated network refuses a Box its members do not know yet: it gets our join (#announceJoin).
-      if (err instanceof JoinRequiredError || (err instanceof RemoteError && err.remoteName === JoinRequiredError.name)) this.#refusedBy.add(peer);
+      if (isJoinRequired(err)) this.#refusedBy.add(peer);
       return -1;
     }
   }

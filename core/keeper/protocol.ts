@@ -20,6 +20,9 @@ export const BLOCKS_PROTOCOL = 'reserve/blocks/1';
 export const SYNC_PROTOCOL = 'reserve/sync/1';
 export const PING_PROTOCOL = 'reserve/ping/1';
 export const JOIN_PROTOCOL = 'reserve/join/1';
+/** A member pushes a state update straight to another (request: an update message); the answer is the receiver's
+ * state-vector message after applying it, so the sender learns what it now holds. */
+export const PUSH_PROTOCOL = 'reserve/push/1';
 export const STATE_TOPIC = 'reserve/state/1';
 
 export const WIRE_VERSION = 1;

@@ -442,6 +442,21 @@ export class ReserveLedger {
     return this.#svMessage;
   }
 
+  /** The sequence number of this Box's newest own event (0 before its first). */
+  get ownSeq(): number {
+    return this.#seq;
+  }
+
+  /**
+   * Does the replica whose state-vector message this is hold every event `author` made up to `seq` (in its
+   * document or compacted into a checkpoint)? Throws BadSyncMessageError on bytes that are not such a message.
+   */
+  peerHolds(stateVectorMessage: Uint8Array, author: BoxId, seq: number): boolean {
+    const m = decodeMessage(stateVectorMessage, this.reserveId);
+    const hw = new Map(m.hw ?? []);
+    return (hw.get(author) ?? 0) >= seq;
+  }
+
   /**
    * What the sender of `stateVector` lacks, as a sync message. Same epoch: a CRDT diff. Different epochs: this
    * epoch's checkpoints and the events above the sender's per-author high-water marks, as event bytes.
