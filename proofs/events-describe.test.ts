@@ -18,6 +18,7 @@ describe('describeEvent', () => {
   const cases: Array<[EventEnvelope, string]> = [
     [ev('network-disruption', { peers: [B], since: T - 7 * 60_000 }), 'cannot reach Parents for 7 min'],
     [ev('keeper-removed', { keeper: B, by: A, reason: 'unreachable for 2 h' }), 'Parents was removed from the reserve (unreachable for 2 h) by …Sg8jVRuD'],
+    [ev('keeper-removed', { keeper: B, by: B, reason: 'its blocks were handed over first' }, 'normal'), 'Parents left the reserve (its blocks were handed over first)'],
     [ev('keeper-added', { keeper: B }, 'normal'), 'Parents joined the reserve'],
     [ev('resolved', { of: 'network-disruption', condition: 'c', resolves: `${A}/1`, since: T - 30_000, note: 'reachable again' }, 'normal'), 'back to normal after 30 s: network-disruption (reachable again)'],
     [

@@ -1,6 +1,6 @@
 /**
  * The `reserve` command as a person runs it, in child processes on 127.0.0.1: init, daemon, invite, join, status
- * (through the daemon and in-process), the refusals a person meets, and a clean stop on SIGTERM.
+ * (through the daemon and in-process), leave and remove, the refusals a person meets, and a clean stop on SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -47,8 +47,8 @@ async function json<T>(args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
-describe('reserve init | daemon | invite | join | status', () => {
-  it('found, run, invite, join and look at a reserve from the command line', async () => {
+describe('reserve init | daemon | invite | join | status | leave | remove', () => {
+  it('found, run, invite, join, look at a reserve and leave it from the command line', async () => {
     const a = join(base, 'a');
     const b = join(base, 'b');
     const t0 = performance.now();
@@ -103,11 +103,25 @@ describe('reserve init | daemon | invite | join | status', () => {
     expect(inProcess.boxes.find((x) => x.id === founded.box)).toMatchObject({ reachable: true, capacity: 500e9, region: 'home' });
     expect(viaDaemon.boxes.find((x) => x.self)!.capacity).toBe(500e9);
 
+    // taking b out again: refused while it would leave fewer Boxes than the minimum (2), unless forced
+    const unknown = await run(['remove', 'no-such-box', '--data', a]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no Box of this reserve has the id "no-such-box"');
+    const refused = await run(['leave', '--data', b]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/1 Box would remain, fewer than the minimum of 2 copies.*--force/);
+    const left = await json<{ box: string; remaining: number; confirmedBy: string[] }>(['leave', '--data', b, '--force']);
+    expect(left).toMatchObject({ box: joined.box, remaining: 1, confirmedBy: [founded.box] });
+    expect((await json<ReserveStatus>(['status', '--data', a])).boxes.find((x) => x.id === joined.box)?.status).toBe('left');
+    const after = await run(['daemon', '--data', b]);
+    expect(after.code).toBe(2);
+    expect(after.stderr).toMatch(/this Box left reserve .* and is no longer a member/);
+
     const stopped = new Promise<number | null>((r) => daemon.on('exit', (code) => r(code)));
     daemon.kill('SIGTERM');
     expect(await stopped).toBe(0);
     await expect(fs.access(join(a, 'daemon.json'))).rejects.toThrow();
     await expect(fs.access(join(a, 'LOCK'))).rejects.toThrow();
     console.log(`CLI smoke: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  });
+  }, 120_000); // a dozen Node processes, most of them a Box for a moment: about 20 s on an idle 2-core machine
 });

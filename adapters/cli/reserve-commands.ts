@@ -1,5 +1,6 @@
 /**
- * `reserve init | invite | join | daemon | status | events`: setting up a reserve of Boxes and running one.
+ * `reserve init | invite | join | daemon | status | events | leave | remove`: setting up a reserve of Boxes,
+ * running one, and taking Boxes out of it.
  *
  *   reserve init --data /srv/box --capacity 2T --region home     found a reserve (this Box is its first member)
  *   reserve invite --data /srv/box                               a join token for a new Box (it holds the secret)
@@ -7,18 +8,21 @@
  *   reserve daemon --data /srv/box                               run the Box; serve its API on 127.0.0.1
  *   reserve status --data /srv/box                               each Box and each snapshot's protection
  *   reserve events --data /srv/box --follow                      the reserve's events
+ *   reserve leave --data /srv/box                                this Box hands its blocks over and leaves
+ *   reserve remove <box> --data /srv/box                         decommission another Box (lost, stolen, sold)
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
+import { NotJoinedError } from '../../core/box/box.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import { describeEvent, humanDuration } from '../../core/events/describe.ts';
 import type { EventEnvelope, Severity } from '../../core/events/types.ts';
-import { DAEMON_FILE, type DaemonFile, type ReserveStatus } from '../daemon/api.ts';
+import { DAEMON_FILE, type DaemonFile, type LeaveReport, type RemoveReport, type ReserveStatus } from '../daemon/api.ts';
 import type { BoxNotice } from '../runtime/runtime.ts';
 import { formatBytes, parseDuration, parseSize } from '../runtime/units.ts';
-import { EXIT, action, emit, jsonReplacer, type GlobalOptions } from './output.ts';
+import { EXIT, action, emit, jsonReplacer, progressBar, type GlobalOptions } from './output.ts';
 
 // The Box runtime (libp2p, storage, workers) loads only when a command needs it: `reserve --help` stays fast.
 const runtime = () => import('../runtime/index.ts');
@@ -211,11 +215,23 @@ export function register(program: Command): void {
           onEvent: (e) => say(`${time(e.time)} event   ${eventLine(e).slice(20)}`, { type: 'event', event: e }),
           ...(opts.verbose ? { log: (line: string) => say(`${time(Date.now())} log     ${line}`, { type: 'log', time: Date.now(), message: line }) } : {}),
         });
+        const me = rt.box.state().members.get(rt.id);
+        if (me?.status === 'left' || me?.status === 'decommissioned') {
+          await rt.stop();
+          throw new NotJoinedError(
+            `this Box ${me.status === 'left' ? 'left' : 'was removed from'} reserve ${rt.reserveId} on ${time(me.statusAt.wall)} UTC and is no longer a member. To use it again, empty ${dataDir} and join with a new invite (\`reserve invite\` on a member)`,
+          );
+        }
         const file = join(dataDir, DAEMON_FILE);
         let server: Awaited<ReturnType<typeof serveDaemon>> | undefined;
+        let left: ((why: string) => void) | undefined;
+        const api = new BoxDaemonApi(rt, {
+          // the Box is no longer a member: stop once the client has its answer
+          onLeft: () => setTimeout(() => left?.('left the reserve'), 200),
+        });
         try {
           const token = randomBytes(24).toString('base64url');
-          server = await serveDaemon(new BoxDaemonApi(rt), { host: '127.0.0.1', port, token, onError: (e) => say(`daemon error: ${(e as Error)?.message ?? String(e)}`, { type: 'error', message: (e as Error)?.message ?? String(e) }) });
+          server = await serveDaemon(api, { host: '127.0.0.1', port, token, onError: (e) => say(`daemon error: ${(e as Error)?.message ?? String(e)}`, { type: 'error', message: (e as Error)?.message ?? String(e) }) });
           const info: DaemonFile = { pid: process.pid, url: server.url, token, box: rt.id, reserveId: rt.reserveId, addresses: rt.addresses(), started: Date.now() };
           await writeFileAtomic(file, JSON.stringify(info, null, 2) + '\n', 0o600);
           say(`Box ${rt.id} of reserve ${rt.reserveId} running\n  listening on ${info.addresses.join(', ')}\n  API on ${server.url} (token in ${file})`, {
@@ -229,6 +245,7 @@ export function register(program: Command): void {
           // The first signal stops the Box; repeats while it stops are ignored (a signal can reach the daemon twice:
           // directly and through the launcher that re-ran it with its Node flags, bin/daemon-launch.mjs).
           const signal = await new Promise<string>((resolve) => {
+            left = resolve;
             process.on('SIGINT', () => resolve('SIGINT'));
             process.on('SIGTERM', () => resolve('SIGTERM'));
           });
@@ -292,4 +309,80 @@ export function register(program: Command): void {
         return EXIT.ok;
       }),
     );
+
+  program
+    .command('leave')
+    .description('this Box leaves the reserve for good: the Boxes that keep its blocks after it copy them first, then it leaves (a daemon on it stops)')
+    .requiredOption('--data <dir>', "the leaving Box's data dir (its daemon does the work when it runs)")
+    .option('--force', 'leave even when fewer Boxes would remain than the minimum number of copies')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action(async (opts: DataOpts & { force?: boolean }) => {
+        const { withBox } = await session();
+        return withBox(opts.data, async ({ api, mode }) => {
+          const bar = progressBar(opts, 'copies made elsewhere', 'items');
+          let done = 0;
+          let r: LeaveReport;
+          try {
+            r = await api.leave(opts.force ? { force: true } : {}, (p) => {
+              if (p.total !== undefined) bar.total?.(p.total);
+              bar.advance(Math.max(0, p.done - done));
+              done = p.done;
+            });
+          } finally {
+            bar.stop();
+          }
+          emit(opts, () => leaveText(r, mode, resolvePath(opts.data)), r);
+          return r.confirmedBy.length === 0 ? EXIT.failed : EXIT.ok;
+        });
+      }),
+    );
+
+  program
+    .command('remove')
+    .description('decommission another Box for good (lost, stolen, sold): the reserve secret rotates past it and its copies are re-made from the others at once')
+    .argument('<box>', 'the Box id, or a unique start or end of it (as `reserve status` shows it)')
+    .requiredOption('--data <dir>', "a member Box's data dir (its daemon does the work when it runs)")
+    .option('--reason <text>', 'why, for the event log')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action(async (box: string, opts: DataOpts & { reason?: string }) => {
+        const { withBox } = await session();
+        return withBox(opts.data, async ({ api }) => {
+          const r = await api.remove({ box, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
+          emit(opts, () => removeText(r), r);
+          return EXIT.ok;
+        });
+      }),
+    );
+}
+
+const plural = (n: number, one: string, many = `${one}es`) => `${n} ${n === 1 ? one : many}`;
+
+function leaveText(r: LeaveReport, mode: 'daemon' | 'local', dataDir: string): string {
+  const members = r.confirmedBy.length + r.unconfirmed.length;
+  const lines = [
+    `Box ${r.box} left the reserve${mode === 'daemon' ? ' (its daemon stops now)' : ''}`,
+    `  handed over  ${plural(r.held, 'block', 'blocks')}: the Boxes that keep them now made the ${plural(r.copies, 'copy', 'copies')} they lacked, in ${r.seconds.toFixed(1)} s`,
+    `  remaining    ${plural(r.remaining, 'Box')} in the reserve`,
+    `  confirmed    by ${r.confirmedBy.length} of ${members} members${r.unconfirmed.length ? ` (${r.unconfirmed.map(short).join(', ')} will hear it from them)` : ''}`,
+    `  its blocks are still in ${dataDir}: delete the data dir to free the space`,
+  ];
+  if (r.confirmedBy.length === 0) {
+    lines.push(
+      'warning: no member confirmed the departure yet. Run `reserve daemon` on this Box for a minute so that one hears of it; otherwise the others declare it dead after the repair grace period (nothing is lost either way).',
+    );
+  }
+  return lines.join('\n');
+}
+
+function removeText(r: RemoveReport): string {
+  const lines = [
+    `Box ${r.box} (${r.was}) is decommissioned`,
+    `  the reserve secret rotated to generation ${r.generation}: that Box can never connect again`,
+    `  its copies are made again from the other Boxes now, without waiting for the repair grace period`,
+    ...(r.confirmedBy.length + r.unconfirmed.length > 0 ? [`  confirmed by ${r.confirmedBy.length} of ${r.confirmedBy.length + r.unconfirmed.length} other members`] : []),
+  ];
+  if (r.active < r.minimum) lines.push(`warning: ${plural(r.active, 'Box')} remain${r.active === 1 ? 's' : ''}, fewer than the minimum of ${r.minimum} copies: add a Box (\`reserve invite\`) so snapshots can be protected again`);
+  return lines.join('\n');
 }

@@ -14,6 +14,9 @@
  *                               same query filters; replays kept events after `Last-Event-ID` (or `?after=`)
  *   POST /api/backup  {path}    application/x-ndjson: {type:'progress',done,total?}* then {type:'result',...} or
  *   POST /api/restore {ref,target,subpath?}           {type:'error',name,message}
+ *   POST /api/leave   {force?}  (the same stream; progress counts the copies made elsewhere) this Box leaves the reserve
+ *                               gracefully; a daemon stops once it has left
+ *   POST /api/remove  {box,reason?}   RemoveReport: another Box is decommissioned (the secret rotates past it)
  *
  * Errors are JSON `{error: {name, message}}` with 400 (bad input), 401 (token), 404, 409 (busy) or 500; the
  * client turns them back into an Error whose `name` is the daemon's error class name.
@@ -128,6 +131,44 @@ export interface RestoreReport {
   seconds: number;
 }
 
+export interface LeaveRequest {
+  /** Leave even when fewer Boxes would remain than the minimum number of copies. */
+  force?: boolean;
+}
+
+export interface LeaveReport {
+  box: string;
+  /** Referenced blocks this Box held. */
+  held: number;
+  /** Copies of them the Boxes that keep them now lacked, and made before this Box left. */
+  copies: number;
+  /** Active members left in the reserve. */
+  remaining: number;
+  /** Members that confirmed they know of the departure (the others learn it from them). */
+  confirmedBy: string[];
+  unconfirmed: string[];
+  seconds: number;
+}
+
+export interface RemoveRequest {
+  /** The Box's id, or a unique start or end of it. */
+  box: string;
+  reason?: string;
+}
+
+export interface RemoveReport {
+  box: string;
+  /** Its membership status before: active, dead or left. */
+  was: string;
+  /** The new secret generation, which the removed Box does not have. */
+  generation: number;
+  /** Active members now, and the minimum number of copies. */
+  active: number;
+  minimum: number;
+  confirmedBy: string[];
+  unconfirmed: string[];
+}
+
 export interface DaemonApi {
   status(): Promise<ReserveStatus>;
   events(query?: EventQuery): Promise<EventEnvelope[]>;
@@ -135,4 +176,8 @@ export interface DaemonApi {
   follow(query: EventQuery & { after?: string }, listener: (events: readonly EventEnvelope[]) => void): () => void;
   backup(request: BackupRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<BackupReport>;
   restore(request: RestoreRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<RestoreReport>;
+  /** This Box hands its blocks over and leaves the reserve (LeaveRefusedError, DrainIncompleteError, AbortedError). */
+  leave(request: LeaveRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<LeaveReport>;
+  /** Decommission another Box (UnknownBoxError, RemoveRefusedError). */
+  remove(request: RemoveRequest): Promise<RemoveReport>;
 }

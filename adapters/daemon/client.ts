@@ -7,7 +7,7 @@
  *   request within ~1 s. Otherwise a client.
  * - Errors come back as DaemonError whose `name` is the daemon's error class (`LimitExceededError`, ...); a daemon
  *   that cannot be reached gives DaemonUnreachableError, a reply that is not the protocol DaemonProtocolError.
- * - `backup`/`restore` read the NDJSON stream: progress lines go to `onProgress`, the result line resolves, an
+ * - `backup`/`restore`/`leave` read the NDJSON stream: progress lines go to `onProgress`, the result line resolves, an
  *   error line rejects. Aborting the signal closes the connection, which makes the daemon abort the operation.
  * - `follow` reads the Server-Sent Events stream and reconnects when it breaks (after 0.5 s, doubling up to 10 s),
  *   sending the last event id it received as `Last-Event-ID`, so the daemon replays what was missed; ids already
@@ -23,7 +23,11 @@ import type {
   DaemonApi,
   DaemonFile,
   EventQuery,
+  LeaveReport,
+  LeaveRequest,
   ProgressReport,
+  RemoveReport,
+  RemoveRequest,
   ReserveStatus,
   RestoreReport,
   RestoreRequest,
@@ -100,8 +104,9 @@ export function createDaemonClient(file: Pick<DaemonFile, 'url' | 'token'>, opti
     return res;
   };
 
-  const getJson = async <T>(path: string, what: string): Promise<T> => {
-    const res = await send(path, { method: 'GET' }, what);
+  const getJson = async <T>(path: string, what: string): Promise<T> => json<T>(await send(path, { method: 'GET' }, what), what);
+
+  const json = async <T>(res: Response, what: string): Promise<T> => {
     try {
       return (await res.json()) as T;
     } catch (error) {
@@ -247,6 +252,10 @@ export function createDaemonClient(file: Pick<DaemonFile, 'url' | 'token'>, opti
       operation<BackupReport>('/api/backup', request, 'backup', onProgress, signal),
     restore: (request: RestoreRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal) =>
       operation<RestoreReport>('/api/restore', request, 'restore', onProgress, signal),
+    leave: (request: LeaveRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal) =>
+      operation<LeaveReport>('/api/leave', request, 'leave', onProgress, signal),
+    remove: async (request: RemoveRequest) =>
+      json<RemoveReport>(await send('/api/remove', { method: 'POST', body: JSON.stringify(request), headers: { 'content-type': 'application/json' } }, 'remove'), 'remove'),
     close: () => closer.abort(),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The daemon's HTTP surface without a browser: routes, token, JSON errors and their status codes, query checks,
  * the event stream (format, replay after Last-Event-ID, de-duplication, keep-alive, cleanup on disconnect, close),
- * NDJSON progress of backup/restore (errors, abort on disconnect, one at a time), and the client over all of it
+ * NDJSON progress of backup/restore/leave (errors, abort on disconnect, one at a time), remove, and the client over all of it
  * (errors by name, follow with reconnection, connectDaemon's checks). Everything on 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
@@ -12,7 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events/types.ts';
 import { LimitExceededError } from '../../core/forecast/limits.ts';
-import { DAEMON_FILE, type BackupReport, type DaemonApi, type DaemonFile, type ProgressReport, type RestoreReport } from './api.ts';
+import { LeaveRefusedError, RemoveRefusedError } from '../../core/box/box.ts';
+import { UnknownBoxError } from '../../core/state/events.ts';
+import { DAEMON_FILE, type BackupReport, type DaemonApi, type DaemonFile, type LeaveReport, type ProgressReport, type RemoveReport, type RestoreReport } from './api.ts';
 import { connectDaemon, createDaemonClient } from './client.ts';
 import { demoBoxId, demoReserve } from './demo-reserve.ts';
 import { DaemonError } from './errors.ts';
@@ -32,7 +34,7 @@ async function serve(api: DaemonApi, options: Partial<ServeDaemonOptions> = {}):
   return server;
 }
 
-function daemon(extra: { backup?: Operation<never, BackupReport>; restore?: Operation<never, RestoreReport> } = {}) {
+function daemon(extra: { backup?: Operation<never, BackupReport>; restore?: Operation<never, RestoreReport>; leave?: unknown; remove?: unknown } = {}) {
   const demo = demoReserve(NOW);
   const d = new MemoryDaemon({ status: demo.status, events: demo.events, now: () => NOW, ...(extra as object) });
   return { demo, d };
@@ -426,6 +428,76 @@ describe('backup and restore', () => {
     await expect(run).rejects.toThrow();
     await until(() => sawAbort, 'the daemon to see the abort');
     expect(progress).toEqual([{ done: 0 }]);
+  });
+});
+
+describe('leave and remove', () => {
+  const left: LeaveReport = { box: 'box-c', held: 45, copies: 30, remaining: 2, confirmedBy: ['box-a', 'box-b'], unconfirmed: [], seconds: 1.5 };
+  const removed: RemoveReport = { box: 'box-b', was: 'dead', generation: 3, active: 2, minimum: 2, confirmedBy: ['box-a'], unconfirmed: [] };
+
+  it('leave streams progress in blocks then the result; remove answers JSON; the client returns both', async () => {
+    const asked: unknown[] = [];
+    const { d } = daemon({
+      leave: (async (request: unknown, onProgress: (p: ProgressReport) => void) => {
+        asked.push(request);
+        onProgress({ done: 0, total: 30 });
+        onProgress({ done: 30, total: 30 });
+        return left;
+      }) as never,
+      remove: (async (request: unknown) => (asked.push(request), removed)) as never,
+    });
+    const s = await serve(d);
+    const client = createDaemonClient({ url: s.url, token: TOKEN });
+    cleanup.push(() => client.close());
+    const progress: ProgressReport[] = [];
+    expect(await client.leave({ force: true }, (p) => progress.push(p))).toEqual(left);
+    expect(progress).toEqual([{ done: 0, total: 30 }, { done: 30, total: 30 }]);
+    expect(await client.remove({ box: 'box-b', reason: 'stolen' })).toEqual(removed);
+    expect(asked).toEqual([{ force: true }, { box: 'box-b', reason: 'stolen' }]);
+  });
+
+  it('checks bodies (400), answers refusals 409 and unknown Boxes 404 under their class names', async () => {
+    const { d } = daemon({
+      leave: (async () => {
+        throw new LeaveRefusedError("this Box is the reserve's only member");
+      }) as never,
+      remove: (async () => {
+        throw new UnknownBoxError('no Box of this reserve has the id "zz"');
+      }) as never,
+    });
+    const s = await serve(d);
+    const post = (path: string, body: string) => fetch(`${s.url}${path}`, { method: 'POST', headers: auth, body });
+    const cases: Array<[string, string, RegExp]> = [
+      ['/api/leave', '{"force":"yes"}', /"force" must be true or false/],
+      ['/api/leave', '{"everything":true}', /unknown field "everything"/],
+      ['/api/remove', '{}', /needs "box"/],
+      ['/api/remove', '{"box":"  "}', /needs "box"/],
+      ['/api/remove', `{"box":"b","reason":"${'x'.repeat(501)}"}`, /at most 500 characters/],
+    ];
+    for (const [path, body, message] of cases) {
+      const res = await post(path, body);
+      expect(res.status, body).toBe(400);
+      expect(((await json(res)) as { error: { message: string } }).error.message, body).toMatch(message);
+    }
+    expect((await fetch(`${s.url}/api/remove`, { headers: auth })).status).toBe(405);
+    const unknown = await post('/api/remove', '{"box":"zz"}');
+    expect(unknown.status).toBe(404);
+    expect(((await json(unknown)) as { error: { name: string } }).error.name).toBe('UnknownBoxError');
+    const client = createDaemonClient({ url: s.url, token: TOKEN });
+    cleanup.push(() => client.close());
+    const refused = (await client.leave({}).catch((e: unknown) => e)) as DaemonError;
+    expect(refused.name).toBe('LeaveRefusedError');
+    expect(refused.message).toContain('only member');
+    // a refusal before the stream starts (the Box refuses a remove outright) is a 409
+    const { d: d2 } = daemon({
+      remove: (async () => {
+        throw new RemoveRefusedError('a Box cannot remove itself');
+      }) as never,
+    });
+    const s2 = await serve(d2);
+    const self = await fetch(`${s2.url}/api/remove`, { method: 'POST', headers: auth, body: '{"box":"me"}' });
+    expect(self.status).toBe(409);
+    expect(((await json(self)) as { error: { name: string } }).error.name).toBe('RemoveRefusedError');
   });
 });
 

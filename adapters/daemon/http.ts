@@ -1,17 +1,19 @@
 /**
- * Serve any DaemonApi over HTTP on 127.0.0.1 (the routes are listed in api.ts): JSON for status and events,
- * Server-Sent Events for the live feed, NDJSON for the progress of a backup or restore, and the admin page at `/`.
+ * Serve any DaemonApi over HTTP on 127.0.0.1 (the routes are listed in api.ts): JSON for status, events and
+ * removing a Box, Server-Sent Events for the live feed, NDJSON for the progress of a backup, a restore or a leave,
+ * and the admin page at `/`.
  *
  * - Every /api route needs the token (`Authorization: Bearer <token>` or `?token=`), compared in constant time;
  *   without it the answer is 401 whatever the route, so nothing is learned about the API without the token.
  * - Errors are `{error: {name, message}}` with the status of the error class (errors.ts): 400 bad input, 401,
- *   404 (no such route, or an unknown snapshot), 405, 409 busy, 413, else 500.
+ *   404 (no such route, an unknown snapshot or Box), 405, 409 busy or refused (a leave or removal that cannot be
+ *   done), 413, else 500.
  * - The event stream sends `id:`/`event: reserve-event`/`data:` records, a `: keep-alive` comment every
  *   `keepAliveMs` (15 s), and first replays the kept events after `Last-Event-ID` (or `?after=`; the newest `limit`
  *   of them with `?limit=`, or the newest `limit` kept events when no id is given). Events that arrive while the
  *   replay is read are held and sent after it; an id is never sent twice on one connection. A client that reads
  *   too slowly (over 4 MiB unsent) is disconnected and reconnects with its last id.
- * - One backup or restore at a time (else 409). Its response is NDJSON: progress lines (at most one per
+ * - One backup, restore or leave at a time (else 409). Its response is NDJSON: progress lines (at most one per
  *   `progressIntervalMs`, and the last one), then one `result` or `error` line. If the client goes away the
  *   operation is aborted through its AbortSignal.
  * - `close()` aborts a running operation, ends open event streams and closes every connection.
@@ -22,7 +24,9 @@ import type { AddressInfo } from 'node:net';
 import { AbortedError, InvalidInputError, ReserveError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events/types.ts';
 import { ADMIN_PAGE } from './admin-page.ts';
-import type { BackupRequest, DaemonApi, ProgressReport, RestoreRequest } from './api.ts';
+import type { BackupRequest, DaemonApi, LeaveRequest, ProgressReport, RemoveRequest, RestoreRequest } from './api.ts';
+
+type OperationKind = 'backup' | 'restore' | 'leave';
 import {
   DaemonBusyError,
   DaemonHttpError,
@@ -70,6 +74,7 @@ function statusOf(error: unknown): number {
   const name = error instanceof Error ? error.name : '';
   if (error instanceof InvalidInputError || /^(InvalidInput|Config|LimitExceeded|SourceNotFound|SourceNotADirectory|TargetNotEmpty|NotJoined)Error$/.test(name)) return 400;
   if (/^Unknown[A-Za-z]*Error$|NotFoundError$/.test(name)) return 404;
+  if (/^(LeaveRefused|RemoveRefused)Error$/.test(name)) return 409;
   return 500;
 }
 
@@ -149,6 +154,21 @@ export function parseRestoreRequest(body: unknown): RestoreRequest {
   return { ref: o.ref, target, ...(o.subpath !== undefined ? { subpath: o.subpath as string } : {}) };
 }
 
+export function parseLeaveRequest(body: unknown): LeaveRequest {
+  const o = object(body, 'POST /api/leave');
+  onlyKeys(o, ['force'], 'POST /api/leave');
+  if (o.force !== undefined && typeof o.force !== 'boolean') throw new DaemonRequestError('POST /api/leave: "force" must be true or false');
+  return o.force === true ? { force: true } : {};
+}
+
+export function parseRemoveRequest(body: unknown): RemoveRequest {
+  const o = object(body, 'POST /api/remove');
+  onlyKeys(o, ['box', 'reason'], 'POST /api/remove');
+  if (typeof o.box !== 'string' || o.box.trim() === '') throw new DaemonRequestError('POST /api/remove needs "box": the id of the Box to remove (or a unique start or end of it)');
+  if (o.reason !== undefined && (typeof o.reason !== 'string' || o.reason.length > 500)) throw new DaemonRequestError('POST /api/remove: "reason" must be text of at most 500 characters');
+  return { box: o.box, ...(o.reason !== undefined ? { reason: o.reason as string } : {}) };
+}
+
 /** A set that forgets its oldest members past `bound`. */
 class RecentIds {
   readonly #ids = new Set<string>();
@@ -171,7 +191,7 @@ export async function serveDaemon(api: DaemonApi, options: ServeDaemonOptions): 
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   const onError = options.onError ?? (() => {});
   const streams = new Set<() => void>();
-  let operation: { kind: 'backup' | 'restore'; controller: AbortController } | null = null;
+  let operation: { kind: OperationKind; controller: AbortController } | null = null;
   let closing = false;
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {
@@ -269,9 +289,9 @@ export async function serveDaemon(api: DaemonApi, options: ServeDaemonOptions): 
     send(pending);
   };
 
-  const longOperation = async (kind: 'backup' | 'restore', req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const longOperation = async (kind: OperationKind, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req, maxBody);
-    const request = kind === 'backup' ? parseBackupRequest(body) : parseRestoreRequest(body);
+    const request = kind === 'backup' ? parseBackupRequest(body) : kind === 'restore' ? parseRestoreRequest(body) : parseLeaveRequest(body);
     if (operation) throw new DaemonBusyError(`a ${operation.kind} is running on this Box; try again when it has finished`);
     if (closing) throw new DaemonBusyError('the daemon is stopping');
     const controller = new AbortController();
@@ -296,7 +316,12 @@ export async function serveDaemon(api: DaemonApi, options: ServeDaemonOptions): 
       if (performance.now() - lastSent >= progressMs) flushProgress();
     };
     try {
-      const report = kind === 'backup' ? await api.backup(request as BackupRequest, onProgress, controller.signal) : await api.restore(request as RestoreRequest, onProgress, controller.signal);
+      const report =
+        kind === 'backup'
+          ? await api.backup(request as BackupRequest, onProgress, controller.signal)
+          : kind === 'restore'
+            ? await api.restore(request as RestoreRequest, onProgress, controller.signal)
+            : await api.leave(request as LeaveRequest, onProgress, controller.signal);
       flushProgress();
       line({ type: 'result', ...report });
     } catch (error) {
@@ -351,8 +376,17 @@ export async function serveDaemon(api: DaemonApi, options: ServeDaemonOptions): 
       case '/api/restore':
         only('POST');
         return longOperation('restore', req, res);
+      case '/api/leave':
+        only('POST');
+        return longOperation('leave', req, res);
+      case '/api/remove': {
+        only('POST');
+        const request = parseRemoveRequest(await readBody(req, maxBody));
+        if (closing) throw new DaemonBusyError('the daemon is stopping');
+        return sendJson(res, 200, await api.remove(request));
+      }
       default:
-        throw new DaemonRouteNotFoundError(`no API route ${path} (routes: /api/status, /api/events, /api/events/stream, /api/backup, /api/restore)`);
+        throw new DaemonRouteNotFoundError(`no API route ${path} (routes: /api/status, /api/events, /api/events/stream, /api/backup, /api/restore, /api/leave, /api/remove)`);
     }
   };
 

@@ -10,7 +10,20 @@ import { ReserveError } from '../../core/errors.ts';
 import { EventInbox } from '../../core/events/inbox.ts';
 import { compareEvents, isConditionKind, validateEvent } from '../../core/events/types.ts';
 import type { EventDraft, EventEnvelope } from '../../core/events/types.ts';
-import type { BackupReport, BackupRequest, DaemonApi, EventQuery, ProgressReport, ReserveStatus, RestoreReport, RestoreRequest } from './api.ts';
+import type {
+  BackupReport,
+  BackupRequest,
+  DaemonApi,
+  EventQuery,
+  LeaveReport,
+  LeaveRequest,
+  ProgressReport,
+  RemoveReport,
+  RemoveRequest,
+  ReserveStatus,
+  RestoreReport,
+  RestoreRequest,
+} from './api.ts';
 
 /** This DaemonApi was built without the operation asked for. */
 export class OperationUnavailableError extends ReserveError {
@@ -26,6 +39,8 @@ export interface MemoryDaemonOptions {
   now?: () => number;
   backup?: Operation<BackupRequest, BackupReport>;
   restore?: Operation<RestoreRequest, RestoreReport>;
+  leave?: Operation<LeaveRequest, LeaveReport>;
+  remove?: (request: RemoveRequest) => Promise<RemoveReport>;
   /** Events kept (compaction beyond, as on a Box). Default 10 000. */
   bound?: number;
 }
@@ -48,12 +63,16 @@ export class MemoryDaemon implements DaemonApi {
   readonly #now: () => number;
   readonly #backup?: Operation<BackupRequest, BackupReport>;
   readonly #restore?: Operation<RestoreRequest, RestoreReport>;
+  readonly #leave?: Operation<LeaveRequest, LeaveReport>;
+  readonly #remove?: (request: RemoveRequest) => Promise<RemoveReport>;
 
   constructor(options: MemoryDaemonOptions) {
     this.#status = structuredClone(options.status);
     this.#now = options.now ?? (() => Date.now());
     this.#backup = options.backup;
     this.#restore = options.restore;
+    this.#leave = options.leave;
+    this.#remove = options.remove;
     this.inbox = new EventInbox({ id: 'daemon', bound: options.bound });
     if (options.events) this.publish(options.events);
   }
@@ -108,6 +127,16 @@ export class MemoryDaemon implements DaemonApi {
   async restore(request: RestoreRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<RestoreReport> {
     if (!this.#restore) throw new OperationUnavailableError('this daemon cannot restore');
     return this.#restore(request, onProgress ?? (() => {}), signal ?? new AbortController().signal);
+  }
+
+  async leave(request: LeaveRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<LeaveReport> {
+    if (!this.#leave) throw new OperationUnavailableError('this daemon cannot leave');
+    return this.#leave(request, onProgress ?? (() => {}), signal ?? new AbortController().signal);
+  }
+
+  async remove(request: RemoveRequest): Promise<RemoveReport> {
+    if (!this.#remove) throw new OperationUnavailableError('this daemon cannot remove a Box');
+    return this.#remove(request);
   }
 }
 

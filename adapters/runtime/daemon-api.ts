@@ -20,7 +20,11 @@ import type {
   BoxView,
   DaemonApi,
   EventQuery,
+  LeaveReport,
+  LeaveRequest,
   ProgressReport,
+  RemoveReport,
+  RemoveRequest,
   ReserveStatus,
   RestoreReport,
   RestoreRequest,
@@ -38,6 +42,8 @@ export interface BoxDaemonApiOptions {
   protect?: 'background' | 'wait';
   /** How often `follow` looks at the shared log for other Boxes' events (default 500 ms). */
   followPollMs?: number;
+  /** Called once this Box has left the reserve (a daemon stops then: it is no longer a member). */
+  onLeft?: (report: LeaveReport) => void;
 }
 
 
@@ -188,6 +194,20 @@ export class BoxDaemonApi implements DaemonApi {
     const started = performance.now();
     const r = await box.restore(rec.root, target, { subpath: request.subpath ? parsePath(request.subpath) : undefined, progress, signal });
     return { root: r.root, stats: r.stats, warnings: [], seconds: (performance.now() - started) / 1000 };
+  }
+
+  async leave(request: LeaveRequest, onProgress?: (p: ProgressReport) => void, signal?: AbortSignal): Promise<LeaveReport> {
+    const started = performance.now();
+    const r = await this.#rt.box.leave({ force: request.force, progress: progressOf(onProgress), signal });
+    const report: LeaveReport = { box: this.#rt.id, ...r, seconds: (performance.now() - started) / 1000 };
+    this.#o.onLeft?.(report);
+    return report;
+  }
+
+  async remove(request: RemoveRequest): Promise<RemoveReport> {
+    const r = await this.#rt.box.decommission(request.box, { reason: request.reason });
+    await this.#rt.refresh(); // new connections use the new secret from now on: the removed Box cannot connect
+    return r;
   }
 }
 

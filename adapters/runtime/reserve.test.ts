@@ -4,48 +4,23 @@
  * its LOCK; a token with a wrong secret is refused clearly.
  */
 import * as fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compareTrees } from '../fs/compare.ts';
 import { makeSampleTree } from '../fs/sample-tree.ts';
-import { WorkerChunking } from '../workers/chunk-pool.ts';
 import { activeMembers } from '../../core/state/reducer.ts';
 import { BoxDaemonApi } from './daemon-api.ts';
 import { decodeInvite, encodeInvite } from './token.ts';
 import { createInvite, initReserve, joinReserve } from './reserve.ts';
 import { BoxRuntime, createBox } from './runtime.ts';
 import { BoxExistsError, DataDirLockedError, JoinFailedError } from './errors.ts';
+import { LISTEN, runtimeTestbed, until } from './test-support.ts';
 
-const LISTEN = ['/ip4/127.0.0.1/tcp/0'];
 const TIMING = { tickMs: 1000, syncMs: 2000, requestTimeoutMs: 5000 };
-let base: string;
-const chunking = new WorkerChunking({ threads: 1 });
-const runtimes: BoxRuntime[] = [];
-
-beforeAll(async () => {
-  base = await fs.mkdtemp(join(tmpdir(), 'reserve-runtime-'));
-});
-
-afterAll(async () => {
-  await Promise.allSettled(runtimes.map((r) => r.stop()));
-  await chunking.close();
-  await fs.rm(base, { recursive: true, force: true });
-});
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const { dir, chunking, runtimes } = runtimeTestbed('reserve-runtime-');
 
 describe('a reserve of three Box runtimes', () => {
   it('init, invite, join, back up on one Box, replicate to RF 3, restore byte-identical on another', async () => {
-    const dirs = ['a', 'b', 'c'].map((n) => join(base, n));
+    const dirs = ['a', 'b', 'c'].map((n) => dir(n));
     const t0 = performance.now();
     const founded = await initReserve(dirs[0], { listen: LISTEN, capacity: 10e9, region: 'home', rf: 3, minRf: 2, repairGraceMs: 60_000, chunking });
     expect(founded.box).toMatch(/^12D3/);
@@ -75,7 +50,7 @@ describe('a reserve of three Box runtimes', () => {
     await until('every Box to see three members', () => ([a, b, c].every((r) => activeMembers(r.box.state()).length === 3) ? true : undefined));
     const formed = performance.now() - t0;
 
-    const sample = join(base, 'sample');
+    const sample = dir('sample');
     const made = await makeSampleTree(sample, { sizeMiB: 6, seed: 5 });
     const apiA = new BoxDaemonApi(a);
     const progress: number[] = [];
@@ -102,7 +77,7 @@ describe('a reserve of three Box runtimes', () => {
     // at RF 3 on 3 Boxes each holds every block, and says so
     for (const b of status.boxes) expect(b.used, b.id).toBeGreaterThan(0);
 
-    const target = join(base, 'restored');
+    const target = dir('restored');
     const apiC = new BoxDaemonApi(c);
     const r = await apiC.restore({ ref: 'latest', target });
     expect(r.root).toBe(backup.root);
@@ -118,12 +93,12 @@ describe('a reserve of three Box runtimes', () => {
     const wrongSecret = new Uint8Array(32).fill(7);
     // generation 1 skips the founder-key check a generation-0 token gets; the PSK differs, so the Box refuses it
     const forged = encodeInvite({ ...good, generation: 1, secret: wrongSecret });
-    const dir = join(base, 'intruder');
+    const intruder = dir('intruder');
     const t = performance.now();
-    const err = await joinReserve(dir, forged, { listen: LISTEN, chunking, dialTimeoutMs: 3000 }).catch((e: unknown) => e as Error);
+    const err = await joinReserve(intruder, forged, { listen: LISTEN, chunking, dialTimeoutMs: 3000 }).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(JoinFailedError);
     expect((err as Error).message).toMatch(/refused the invite's secret/);
     expect(performance.now() - t).toBeLessThan(20_000);
-    await expect(fs.readdir(dir)).rejects.toThrow(); // removed again
+    await expect(fs.readdir(intruder)).rejects.toThrow(); // removed again
   });
 });

@@ -12,7 +12,7 @@ import type { CID } from 'multiformats/cid';
 import type { Blockstore } from '../blocks/blockstore.ts';
 import { parseCid } from '../blocks/cid.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { ReserveError } from '../errors.ts';
+import { AbortedError, ReserveError } from '../errors.ts';
 import type { KvStore } from '../kv.ts';
 import type { BoxId, Network } from '../net.ts';
 import type { Clock, Progress, Random } from '../ports.ts';
@@ -26,7 +26,7 @@ import { activeMembers, type ReserveState } from '../state/reducer.ts';
 import type { SnapshotRecord } from '../state/summary.ts';
 import { BlockClient } from '../keeper/block-client.ts';
 import { IntegrityMonitor, type SweepReport } from '../keeper/integrity.ts';
-import { Keeper, type KeeperNotice, type Protection } from '../keeper/keeper.ts';
+import { DrainIncompleteError, Keeper, type KeeperNotice, type Protection } from '../keeper/keeper.ts';
 import { NetworkBlockstore } from '../keeper/network-store.ts';
 import {
   decodeJoinRequest,
@@ -42,7 +42,7 @@ import {
   SYNC_PROTOCOL,
 } from '../keeper/protocol.ts';
 import { RemoteError } from '../net.ts';
-import { decodeEvent } from '../state/events.ts';
+import { decodeEvent, UnknownBoxError } from '../state/events.ts';
 import { checkEvent } from '../state/reducer.ts';
 import { TrackingBlockstore } from '../keeper/tracking-store.ts';
 import type { EventEnvelope } from '../events/types.ts';
@@ -56,6 +56,41 @@ export class UnknownSnapshotError extends ReserveError {
 
 export class NotJoinedError extends ReserveError {
   static override readonly name = 'NotJoinedError';
+}
+
+/** A graceful leave was refused: this Box is the only member, or too few Boxes would remain (see `force`). */
+export class LeaveRefusedError extends ReserveError {
+  static override readonly name = 'LeaveRefusedError';
+}
+
+/** A Box cannot decommission itself (it leaves instead), nor one that is decommissioned already. */
+export class RemoveRefusedError extends ReserveError {
+  static override readonly name = 'RemoveRefusedError';
+}
+
+export interface LeaveResult {
+  /** Referenced blocks this Box held. */
+  held: number;
+  /** Copies of them the Boxes that keep them now lacked, and made (pulling from any holder). */
+  copies: number;
+  /** Active members after the leave. */
+  remaining: number;
+  /** Members that confirmed they hold the departure; the others learn it from them. */
+  confirmedBy: BoxId[];
+  unconfirmed: BoxId[];
+}
+
+export interface DecommissionResult {
+  box: BoxId;
+  /** Its membership status before (active, dead, left). */
+  was: string;
+  /** The new secret generation (the removed Box does not have it). */
+  generation: number;
+  /** Active members now, and the minimum number of copies: fewer members than that leave every snapshot short. */
+  active: number;
+  minimum: number;
+  confirmedBy: BoxId[];
+  unconfirmed: BoxId[];
 }
 
 export interface BoxTiming {
@@ -259,7 +294,6 @@ export class Box {
       return this.#ledger.stateVector();
     });
 
-
     this.#keeper = new Keeper({
       ledger: this.#ledger,
       network: net,
@@ -390,6 +424,36 @@ export class Box {
     }
     if (r.needsSync) void this.syncWith(from);
     return r.added;
+  }
+
+  /**
+   * Push this Box's own events straight to every active member until each confirms it holds all of them, or
+   * `timeoutMs` (default 30 s) passes. Gossip carries them at once already; this makes sure, before this Box goes
+   * away for good (a graceful leave) or a short-lived process stops (a CLI that decommissioned a Box). A member
+   * that refuses this Box as a non-member after it left has evidently learnt of the leave: it counts as confirmed.
+   */
+  async share(options: { timeoutMs?: number } = {}): Promise<{ confirmed: BoxId[]; unconfirmed: BoxId[] }> {
+    const clock = this.#init.clock;
+    const seq = this.#ledger.ownSeq;
+    const pending = new Set(activeMembers(this.state()).filter((p) => p !== this.id));
+    const confirmed: BoxId[] = [];
+    const deadline = clock.now() + (options.timeoutMs ?? 30_000);
+    const requestMs = Math.min(this.#init.timing?.requestTimeoutMs ?? 10_000, options.timeoutMs ?? 30_000);
+    for (let round = 0; pending.size > 0 && (round === 0 || clock.now() < deadline); round++) {
+      if (round > 0) await new Promise<void>((resolve) => clock.setTimer(Math.min(1000, Math.max(0, deadline - clock.now())), resolve));
+      await Promise.all(
+        [...pending].map(async (peer) => {
+          try {
+            if (!(await this.#pushOwn(peer, seq, requestMs))) return;
+          } catch (err) {
+            if (!(isJoinRequired(err) && this.state().members.get(this.id)?.status === 'left')) return;
+          }
+          pending.delete(peer);
+          confirmed.push(peer);
+        }),
+      );
+    }
+    return { confirmed: confirmed.sort(), unconfirmed: [...pending].sort() };
   }
 
   /**
@@ -632,13 +696,90 @@ export class Box {
       .sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
-  /** Leave gracefully: hand every block to its new keepers first, then announce the departure. */
-  async leave(): Promise<{ blocks: number; bytes: number }> {
+  /**
+   * Leave gracefully: stop being placed (capacity 0, told to every member), wait until the Boxes placed on its
+   * blocks now hold them (they pull them; `progress` counts the copies), then announce the departure and make sure
+   * the other members have it (`share`). Refused (LeaveRefusedError) for the only member,
+   * and, without `force`, when fewer Boxes would remain than the minimum number of copies. An aborted or failed
+   * hand-over (AbortedError, DrainIncompleteError) leaves this Box a member, placed as before.
+   */
+  async leave(options: { force?: boolean; progress?: Progress; signal?: AbortSignal; confirmMs?: number } = {}): Promise<LeaveResult> {
     this.#requireMember();
-    const moved = await this.#keeper.drain();
+    const state = this.state();
+    const remaining = activeMembers(state).filter((p) => p !== this.id);
+    if (remaining.length === 0) {
+      throw new LeaveRefusedError("this Box is the reserve's only member: there is no other Box to hand its blocks to (add a Box first, or just stop using this one)");
+    }
+    const minimum = state.config.replication.minimum;
+    if (remaining.length < minimum && !options.force) {
+      throw new LeaveRefusedError(
+        `after this Box leaves, ${remaining.length} Box${remaining.length === 1 ? '' : 'es'} would remain, fewer than the minimum of ${minimum} copies: no snapshot could stay protected. Add a Box first, or leave anyway with --force`,
+      );
+    }
+    // The whole catalog first: blocks of a snapshot this Box has not heard of yet would be left behind.
+    await this.syncAll();
+    // Then stop being placed (capacity 0: still a member, still a holder), and make sure every other member knows
+    // before any block moves. Otherwise a Box handed a block it is not placed on yet, in its view, drops it again
+    // (its placement still counts this Box's copy), and the block is down a copy once this Box is gone.
+    const me = this.state().members.get(this.id)!;
+    const info = (capacity: number) => (me.region === undefined ? { capacity, addresses: me.addresses } : { capacity, region: me.region, addresses: me.addresses });
+    if (me.capacity > 0) this.#ledger.publish('box-updated', info(0));
+    let moved: { held: number; copies: number };
+    try {
+      const told = await this.share({ timeoutMs: options.confirmMs });
+      if (told.unconfirmed.length > 0) throw new DrainIncompleteError(`could not tell ${told.unconfirmed.join(', ')} that this Box is leaving; not leaving`);
+      moved = await this.#keeper.drain({ progress: options.progress, signal: options.signal });
+      if (options.signal?.aborted) throw new AbortedError('the leave was aborted; this Box is still a member');
+    } catch (err) {
+      if (me.capacity > 0) this.#ledger.publish('box-updated', info(me.capacity)); // placed again, as before
+      throw err;
+    }
+    await this.#events.leaving();
     this.#ledger.leave('leaving gracefully');
     await this.#save();
-    return moved;
+    const shared = await this.share({ timeoutMs: options.confirmMs });
+    return { ...moved, remaining: remaining.length, confirmedBy: shared.confirmed, unconfirmed: shared.unconfirmed };
+  }
+
+  /**
+   * The member whose id is `ref`, or the only one whose id starts or ends with it (ids are long; people copy the
+   * end that `reserve status` shows). UnknownBoxError (core/state/events.ts) when none or several match.
+   */
+  findMember(ref: string): BoxId {
+    const members = [...this.state().members.keys()];
+    const text = ref.trim().replace(/^…/, '');
+    if (members.includes(text)) return text;
+    const hits = text.length === 0 ? [] : members.filter((m) => m.startsWith(text) || m.endsWith(text));
+    if (hits.length === 1) return hits[0];
+    if (hits.length === 0) throw new UnknownBoxError(`no Box of this reserve has the id ${JSON.stringify(ref)} (see \`reserve status\`)`);
+    throw new UnknownBoxError(`${JSON.stringify(ref)} matches ${hits.length} Boxes (${hits.join(', ')}); give more of the id`);
+  }
+
+  /**
+   * Remove another Box for good (stolen, sold, broken beyond repair): it is decommissioned and the reserve secret
+   * rotates, so it can never connect again; the keepers re-replicate its share at once, without waiting for the
+   * repair grace period. Its blocks are not needed from it: a Box that can still hand them over should `leave`.
+   */
+  async decommission(ref: string, options: { reason?: string; confirmMs?: number } = {}): Promise<DecommissionResult> {
+    this.#requireMember();
+    const box = this.findMember(ref);
+    if (box === this.id) throw new RemoveRefusedError('a Box cannot remove itself: let it leave instead (`reserve leave`), which hands its blocks over first');
+    const before = this.state().members.get(box)!;
+    if (before.status === 'decommissioned') throw new RemoveRefusedError(`${box} was decommissioned already`);
+    const [, rotation] = this.#ledger.remove(box, 'decommissioned', options.reason ?? `decommissioned by ${this.id}`);
+    await this.#save();
+    await this.#events.decommissioned(box, options.reason);
+    this.#keeper.poke();
+    const shared = await this.share({ timeoutMs: options.confirmMs ?? 10_000 });
+    return {
+      box,
+      was: before.status,
+      generation: rotation.body.generation,
+      active: activeMembers(this.state()).length,
+      minimum: this.state().config.replication.minimum,
+      confirmedBy: shared.confirmed,
+      unconfirmed: shared.unconfirmed,
+    };
   }
 
   #requireMember(): void {

@@ -186,6 +186,23 @@ export class BoxEvents {
     }
   }
 
+  /**
+   * This Box is leaving the reserve: say so, and deliver everything it raised to the shared log now, while it can
+   * (a Box that has left publishes nothing more).
+   */
+  async leaving(): Promise<void> {
+    const id = this.#o.id;
+    await this.raiser.raise({ kind: 'keeper-removed', severity: 'normal', payload: { keeper: id, by: id, reason: 'its blocks were handed over first' } });
+    await this.#dispatcher.flush();
+  }
+
+  /** This Box decommissioned `box` (the owner removed it for good). */
+  async decommissioned(box: BoxId, reason?: string): Promise<void> {
+    const why = `decommissioned${reason ? `: ${reason}` : ''}; the reserve secret was rotated`;
+    await this.raiser.raise({ kind: 'keeper-removed', severity: 'warning', payload: { keeper: box, by: this.#o.id, reason: why } });
+    await this.#dispatcher.flush();
+  }
+
   /** This Box joined the reserve. */
   async joined(): Promise<void> {
     await this.raiser.raise({ kind: 'keeper-added', severity: 'normal', payload: { keeper: this.#o.id } });

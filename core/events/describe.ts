@@ -87,6 +87,7 @@ export function describeEvent(e: EventEnvelope, options: DescribeOptions = {}): 
     }
     case 'keeper-removed': {
       const p = e.payload as PayloadByKind['keeper-removed'];
+      if (p.by === p.keeper) return `${who(p.keeper)} left the reserve${p.reason ? ` (${p.reason})` : ''}`;
       return `${who(p.keeper)} was removed from the reserve${p.reason ? ` (${p.reason})` : ''}${p.by ? ` by ${who(p.by)}` : ''}`;
     }
     case 'network-disruption': {

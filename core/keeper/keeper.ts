@@ -23,10 +23,10 @@
 import type { CID } from 'multiformats/cid';
 import { BlockCorruptError, BlockNotFoundError, type Blockstore } from '../blocks/blockstore.ts';
 import { matchesCid, parseCid } from '../blocks/cid.ts';
-import { ReserveError } from '../errors.ts';
+import { AbortedError, ReserveError } from '../errors.ts';
 import type { KvStore } from '../kv.ts';
 import type { BoxId, Network } from '../net.ts';
-import type { Clock } from '../ports.ts';
+import type { Clock, Progress } from '../ports.ts';
 import { compileView } from '../placement/place.ts';
 import type { CompiledPlacement, PlacementView } from '../placement/types.ts';
 import { collectManifest } from '../snapshot/manifest-io.ts';
@@ -163,6 +163,8 @@ export class Keeper {
   #running: Promise<void> | null = null;
   #stopped = true;
   #foreground = 0;
+  /** A drain is running: nothing is dropped meanwhile. */
+  #draining = 0;
   #rounds = 0;
   /** Signature of what the last complete replication round saw; equal signature and nothing pending = skip. */
   #settled = '';
@@ -647,6 +649,7 @@ export class Keeper {
 
   /** Drop surplus chunks every placement Box confirms; returns how many had to be kept for now. */
   async #dropConfirmed(surplus: CID[]): Promise<number> {
+    if (this.#draining > 0) return surplus.length; // leaving: a source for its new keepers; an aborted leave finds all
     const placement = this.placement();
     const byPeer = new Map<BoxId, CID[]>();
     for (const c of surplus) for (const p of placement.place(c.multihash.digest)) (byPeer.get(p) ?? byPeer.set(p, []).get(p)!).push(c);
@@ -772,42 +775,83 @@ export class Keeper {
   }
 
   /**
-   * Before a graceful leave: hand every referenced block this Box holds to the Boxes placement gives it to once
-   * this Box is gone, and wait until each confirms. Throws DrainIncompleteError when some peer could not take its
-   * share (the Box must not leave then: its copies would be lost).
+   * Before a graceful leave, once no Box places anything on this one any more (its capacity 0, known to every
+   * member): wait until the Boxes that placement now gives each referenced block this Box holds have a copy. They
+   * pull those themselves, each new keeper its own replica, once, from any holder (this Box too), so nothing moves
+   * twice. Nothing is dropped here meanwhile. `progress` counts the copies they lacked at the first look. Throws
+   * DrainIncompleteError when no copy lands for `stallMs` (default 2 min) while some are missing (a new keeper
+   * unreachable, or full), AbortedError when `signal` fires; this Box must not leave then.
    */
-  async drain(): Promise<{ blocks: number; bytes: number }> {
+  async drain(options: { progress?: Progress; signal?: AbortSignal; stallMs?: number } = {}): Promise<{ held: number; copies: number }> {
+    this.#draining++;
+    try {
+      return await this.#drain(options);
+    } finally {
+      this.#draining--;
+    }
+  }
+
+  async #drain(options: { progress?: Progress; signal?: AbortSignal; stallMs?: number }): Promise<{ held: number; copies: number }> {
+    const { progress, signal } = options;
+    const clock = this.#o.clock;
+    const stallMs = options.stallMs ?? 120_000;
     const indexes = await this.indexAll();
+    // A snapshot whose manifest cannot be read here has chunks this Box cannot name: it may hold the only copy.
+    const indexed = new Set(indexes.map((i) => i.root));
+    const unreadable = [...this.state().catalog.keys()].filter((root) => !indexed.has(root) && !this.#lost.has(root));
+    if (unreadable.length) throw new DrainIncompleteError(`cannot read the manifest of snapshot ${unreadable.sort().join(', ')} to know which of its blocks must stay; not leaving`);
     const view = this.view();
     const without = compileView({ ...view, keepers: view.keepers.map((k) => (k.id === this.id ? { ...k, live: false } : k)) });
-    const perPeer = new Map<BoxId, CID[]>();
+    const missing = new Map<BoxId, CID[]>();
     const seen = new Set<string>();
     for (const idx of indexes) {
       for (const c of idx.chunks) {
         const key = c.toString();
         if (seen.has(key) || !this.#o.blocks.holds(key)) continue;
         seen.add(key);
-        for (const p of without.place(c.multihash.digest)) (perPeer.get(p) ?? perPeer.set(p, []).get(p)!).push(c);
+        for (const p of without.place(c.multihash.digest)) (missing.get(p) ?? missing.set(p, []).get(p)!).push(c);
       }
     }
-    let blocks = 0;
-    let bytes = 0;
-    const failed: BoxId[] = [];
-    await Promise.all(
-      [...perPeer].map(async ([peer, cids]) => {
-        try {
-          const has = await this.#o.client.has(peer, cids); // its whole share is new to the peer: ask for just that
-          const need = cids.filter((_, i) => !has[i]);
-          const moved = await this.#o.client.putMany(peer, need, inOrderReader(this.#o.blocks, need), { handOver: this.#o.blocks.handsOverReads });
-          blocks += moved.stored;
-          bytes += moved.bytes;
-        } catch {
-          failed.push(peer);
-        }
-      }),
-    );
-    if (failed.length) throw new DrainIncompleteError(`could not hand blocks over to ${failed.sort().join(', ')}; not leaving`);
-    return { blocks, bytes };
+    const checkAborted = () => {
+      if (signal?.aborted) throw new AbortedError('the leave was aborted; this Box is still a member');
+    };
+    let copies = -1;
+    let lastCopy = clock.now();
+    let waitMs = 250;
+    for (;;) {
+      checkAborted();
+      const unreachable: BoxId[] = [];
+      let landed = 0;
+      await Promise.all(
+        [...missing].map(async ([peer, cids]) => {
+          try {
+            const has = await this.#o.client.has(peer, cids);
+            const still = cids.filter((_, i) => !has[i]);
+            landed += cids.length - still.length;
+            if (still.length) missing.set(peer, still);
+            else missing.delete(peer);
+          } catch {
+            unreachable.push(peer);
+          }
+        }),
+      );
+      checkAborted();
+      const left = [...missing.values()].reduce((n, l) => n + l.length, 0);
+      if (copies < 0) {
+        copies = left; // what the new keepers lacked at the first look
+        progress?.total?.(copies);
+      } else if (landed > 0) progress?.advance(landed);
+      if (left === 0) return { held: seen.size, copies };
+      if (landed > 0) {
+        lastCopy = clock.now();
+        waitMs = 250;
+      } else if (clock.now() - lastCopy >= stallMs) {
+        const who = [...missing].map(([p, l]) => `${p} lacks ${l.length}${unreachable.includes(p) ? ' (unreachable)' : ''}`);
+        throw new DrainIncompleteError(`no new copy of this Box's blocks for ${Math.round(stallMs / 1000)} s: ${who.sort().join(', ')}; not leaving`);
+      }
+      await new Promise<void>((resolve) => clock.setTimer(waitMs, resolve));
+      waitMs = Math.min(waitMs * 2, 5_000);
+    }
   }
 
   // ------------------------------------------------------------------------------------------- holdings

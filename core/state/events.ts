@@ -71,7 +71,7 @@ export class UnknownGenerationError extends ReserveError {
   static override readonly name = 'UnknownGenerationError';
 }
 
-/** An event about a Box that has never joined (as far as this replica knows). */
+/** A Box that has never joined (as far as this replica knows): an event about one, or a user naming one. */
 export class UnknownBoxError extends ReserveError {
   static override readonly name = 'UnknownBoxError';
 }

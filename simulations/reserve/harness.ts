@@ -507,8 +507,10 @@ export class ReserveSim {
    * Box. At-least-once delivery means this list empties once the network heals.
    */
   undeliveredEvents(): string[] {
-    const alive = new Set(this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed').map((b) => b.id));
     const running = this.upBoxes();
+    // A decommissioned Box is locked out: what it raised and had not delivered yet never will be.
+    const removed = new Set(running.flatMap((b) => [...b.state().members.values()].filter((m) => m.status === 'decommissioned').map((m) => m.id)));
+    const alive = new Set(this.cluster.all().filter((b) => b.state !== 'bricked' && b.state !== 'removed' && !removed.has(b.id)).map((b) => b.id));
     const missing: string[] = [];
     for (const box of running) {
       const log = box.state().log;

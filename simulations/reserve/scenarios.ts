@@ -5,7 +5,9 @@
  *
  *   flood             4 Boxes RF 3; the home Box is bricked; a factory-new Box joins with an invite and restores
  *   add-box           a Box joins a settled reserve: it receives its share, the others drop theirs after it confirms
- *   remove-box        a Box leaves gracefully: it drains its blocks to their new keepers first
+ *   remove-box        a Box leaves gracefully: its new keepers copy its blocks before it goes
+ *   decommission      a Box goes missing and is removed from another: its share is re-made at once, and it cannot
+ *                     rejoin when it turns up
  *   bitrot            random bytes flipped on random Boxes: one integrity sweep finds and repairs every block
  *   partition         two halves back up independently, then heal: everything converges and is protected
  *   churn             Boxes crash and restart while backups run
@@ -58,6 +60,9 @@ export interface ReserveState {
   dips: string[];
   /** Chunks whose every copy was corrupted on purpose (conflict). */
   conflicted?: string[];
+  /** decommission: the removed Box, and the chunks still short of copies 15 min after its removal. */
+  removed?: BoxId;
+  shortAfterRemoval?: number;
 }
 
 function baseOptions(rng: SimRandom, o: Overrides, defaults: Partial<ReserveOptions> = {}): ReserveOptions {
@@ -368,7 +373,7 @@ export const addBox: S = scenario({
 
 export const removeBox: S = scenario({
   name: 'remove-box',
-  description: 'a Box leaves gracefully: it drains its blocks to their new keepers before it goes',
+  description: 'a Box leaves gracefully: its new keepers copy its blocks before it goes',
   options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2 }),
   setup: setupWithBaseline,
   steps: () => 2,
@@ -378,13 +383,64 @@ export const removeBox: S = scenario({
       const leaving = sim.upBoxes()[sim.upBoxes().length - 1];
       state.notes.push(`${leaving.id.slice(-6)} leaves gracefully`);
       const moved = await sim.cluster.settle(leaving.leave(), { maxMs: 3_600_000, what: 'drain' });
-      state.notes.push(`drained ${moved.blocks} blocks (${moved.bytes} bytes)`);
+      state.notes.push(`its ${moved.held} blocks held: ${moved.copies} copies made by their new keepers before it left`);
       // The leaving Box's copies count until it is gone; by then each chunk's new keeper holds one.
       await sim.cluster.runFor(60_000);
       await sim.cluster.remove(leaving.id, { graceful: true });
     } else await sim.cluster.runFor(10 * 60_000);
   },
   safety: [noCopyDip],
+});
+
+/** A Box gone for good (stolen, sold, broken beyond repair) is decommissioned from another Box; comes back later. */
+export const decommission: S = scenario({
+  name: 'decommission',
+  description: 'a Box goes missing and the owner removes it from another Box: its share is re-made at once, without waiting out the repair grace, and when it turns up again it cannot rejoin',
+  options: (rng, o) => baseOptions(rng, o, { boxes: 4, rf: 2 }),
+  setup: (ctx) => setupReserve(ctx, 1),
+  steps: () => 2,
+  async step(state, ctx) {
+    const sim = state.sim;
+    if (ctx.step === 0) {
+      const home = [...state.homes.keys()][0];
+      const gone = sim.upBoxes().find((b) => b.id !== home)!.id;
+      sim.cluster.crash(gone); // its disk intact, in someone else's hands
+      state.removed = gone;
+      const by = sim.upBoxes()[0];
+      const r = await sim.cluster.settle(by.decommission(gone.slice(-10), { reason: 'stolen' }), { maxMs: 600_000, what: 'decommission' });
+      state.notes.push(`${gone.slice(-6)} went missing; ${by.id.slice(-6)} decommissioned it (secret generation ${r.generation})`);
+      // well inside the repair grace period (1 h): the reserve does not wait for it
+      await sim.cluster.runFor(15 * 60_000);
+      state.shortAfterRemoval = (await sim.underReplicated()).below;
+    } else {
+      sim.cluster.restart(state.removed!); // it turns up again
+      state.notes.push(`${state.removed!.slice(-6)} turned up again`);
+      await sim.cluster.runFor(10 * 60_000);
+    }
+  },
+  liveness: [
+    {
+      name: 'repaired-before-the-grace-period',
+      kind: 'liveness',
+      check(state) {
+        if (state.shortAfterRemoval !== 0) return `${state.shortAfterRemoval} chunks were still below the target 15 min after the removal`;
+      },
+    },
+    {
+      name: 'removed-for-good',
+      kind: 'liveness',
+      check(state) {
+        const gone = state.removed!;
+        const problems: string[] = [];
+        for (const b of state.sim.upBoxes()) {
+          const st = b.state().members.get(gone)?.status;
+          if (b.id !== gone && st !== 'decommissioned') problems.push(`${b.id.slice(-6)} sees the removed Box as ${st}`);
+        }
+        if (state.sim.activeIds().includes(gone)) problems.push('the removed Box is an active member again');
+        return problems;
+      },
+    },
+  ],
 });
 
 export const bitrot: S = scenario({
@@ -733,6 +789,7 @@ export const SCENARIOS: Record<string, S> = {
   flood,
   'add-box': addBox,
   'remove-box': removeBox,
+  decommission,
   bitrot,
   partition,
   churn,
